@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 import zarr
+from zarr.abc.store import Store as StoreLike
 
 from ..errors import AtlasFormatError, AtlasgrnError
 from .dataset import AtlasDataset
@@ -110,14 +111,19 @@ class Atlas:
         return dict(self._root.attrs[ROOT_ATTR])
 
 
-def open_atlas(uri: str | os.PathLike[str], *, writable: bool | None = None,
+def open_atlas(uri: str | os.PathLike[str] | StoreLike, *, writable: bool | None = None,
                storage_options: dict[str, Any] | None = None) -> Atlas:
-    """Open an atlas lazily from a local path or an fsspec URL (s3://, gs://, http(s)://,
-    memory://).
+    """Open an atlas lazily from a local path, an fsspec URL (s3://, gs://, http(s)://,
+    memory://) or a ready zarr ``Store`` (custom credentials, caching or test stores).
 
     ``writable`` controls whether per-gene statistics may be cached in the store; by default a
     local store is written to when the filesystem allows it, a remote one never.
     """
+    if isinstance(uri, StoreLike):
+        root = zarr.open_group(uri, mode="r+" if writable else "r")
+        label = f"<{type(uri).__name__}>"
+        read_root_meta(root, label)
+        return Atlas(label, root, bool(writable))
     uri = os.fspath(uri)
     local = not is_remote(uri) or uri.startswith("file://")
     if writable is None:
