@@ -1,0 +1,157 @@
+"""Training translators: one MLP per feature kind, early-stopped on held-out *source genes*.
+
+The validation split holds out whole source genes (regulators) of the training pairs, not random
+pairs: the translator's job is to score genes it has never seen, so early stopping should reward
+that and not memorised gene identities. Everything is seeded; the same inputs and seed give the
+same weights bit for bit on CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .mlp import EdgeMLP
+from .model import KindModel, Translator
+from .normalize import FeatureNormalizer
+
+
+@dataclass(frozen=True)
+class TranslatorConfig:
+    """Hyper-parameters of translator training (recorded in ``translator.json``)."""
+
+    hidden: tuple[int, ...] = (64, 32)
+    dropout: float = 0.1
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 256
+    max_epochs: int = 300
+    patience: int = 20
+    val_fraction: float = 0.2
+    seed: int = 0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def split_by_group(groups: np.ndarray, val_fraction: float, seed: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val) with whole groups on one side; random pairs if only one group."""
+    n = len(groups)
+    rng = np.random.default_rng(seed)
+    uniq = np.unique(groups)
+    if len(uniq) < 2:
+        perm = rng.permutation(n)
+        n_val = max(1, int(round(val_fraction * n)))
+        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    order = rng.permutation(uniq)
+    in_val = np.zeros(n, dtype=bool)
+    target = val_fraction * n
+    for g in order:
+        if in_val.sum() >= target:
+            break
+        in_val |= groups == g
+    if in_val.all():  # one giant group: keep at least something to train on
+        in_val[:] = False
+        in_val[rng.permutation(n)[: max(1, int(round(val_fraction * n)))]] = True
+    return np.flatnonzero(~in_val), np.flatnonzero(in_val)
+
+
+def _bce(logits: torch.Tensor, y: torch.Tensor, pos_weight: torch.Tensor) -> torch.Tensor:
+    return nn.functional.binary_cross_entropy_with_logits(logits, y, pos_weight=pos_weight)
+
+
+def train_kind(kind: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None,
+               config: TranslatorConfig) -> KindModel:
+    """Fit the normaliser and the MLP of one feature kind."""
+    x = np.asarray(x).reshape(len(x), -1)
+    y = np.asarray(y, dtype=np.float32)
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"{kind}: training labels need both positives and negatives")
+    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+    tr, va = split_by_group(groups, config.val_fraction, config.seed)
+    normalizer = FeatureNormalizer.fit(x[tr])
+    xt = torch.from_numpy(normalizer.transform(x[tr]))
+    yt = torch.from_numpy(y[tr])
+    xv = torch.from_numpy(normalizer.transform(x[va]))
+    yv = torch.from_numpy(y[va])
+    n_pos = float(yt.sum())
+    pos_weight = torch.tensor(max(len(yt) - n_pos, 1.0) / max(n_pos, 1.0))
+
+    gen = torch.Generator().manual_seed(config.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        mlp = EdgeMLP(x.shape[1], config.hidden, config.dropout)
+    opt = torch.optim.AdamW(mlp.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    best = (float("inf"), -1)
+    best_state = {k: v.clone() for k, v in mlp.state_dict().items()}
+    history: list[float] = []
+    for epoch in range(config.max_epochs):
+        mlp.train()
+        perm = torch.randperm(len(yt), generator=gen)
+        for start in range(0, len(perm), config.batch_size):
+            idx = perm[start:start + config.batch_size]
+            opt.zero_grad(set_to_none=True)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(config.seed * 1_000_003 + epoch * 7919 + start)
+                loss = _bce(mlp(xt[idx]), yt[idx], pos_weight)
+            loss.backward()
+            opt.step()
+        mlp.eval()
+        with torch.no_grad():
+            val_loss = float(_bce(mlp(xv), yv, pos_weight)) if len(yv) else float(loss)
+        history.append(val_loss)
+        if val_loss < best[0] - 1e-6:
+            best = (val_loss, epoch)
+            best_state = {k: v.clone() for k, v in mlp.state_dict().items()}
+        elif epoch - best[1] >= config.patience:
+            break
+    mlp.load_state_dict(best_state)
+    mlp.eval()
+    with torch.no_grad():
+        val_scores = torch.sigmoid(mlp(xv)).numpy() if len(yv) else np.array([])
+    metrics = {"val_loss": best[0], "best_epoch": best[1], "epochs_run": len(history),
+               "n_train": int(len(tr)), "n_val": int(len(va)),
+               "val_auroc": _auroc(y[va], val_scores) if len(va) else None}
+    return KindModel(kind=kind, normalizer=normalizer, mlp=mlp, metrics=metrics)
+
+
+def train_translator(features: Mapping[str, np.ndarray], labels: np.ndarray,
+                     groups: np.ndarray | None = None, config: TranslatorConfig | None = None,
+                     ensemble_kinds: Sequence[str] | None = None,
+                     provenance: Mapping[str, Any] | None = None) -> Translator:
+    """Train one MLP per feature kind on the same labelled pairs.
+
+    ``features[kind]`` is ``[N, ...]`` (flattened per pair), ``labels`` 0/1, ``groups`` the
+    source gene of each pair (for the held-out-source validation split).
+    """
+    config = config or TranslatorConfig()
+    kinds = {k: train_kind(k, v, labels, groups, config) for k, v in features.items()}
+    ens = tuple(ensemble_kinds) if ensemble_kinds else tuple(kinds)
+    missing = [k for k in ens if k not in kinds]
+    if missing:
+        raise ValueError(f"ensemble kinds {missing} were not trained")
+    prov = {"config": {**asdict(config), "extra": dict(config.extra)}, **(provenance or {})}
+    return Translator(kinds=kinds, ensemble_kinds=ens, provenance=prov)
+
+
+def _auroc(y: np.ndarray, s: np.ndarray) -> float | None:
+    """Rank-based AUROC (Mann-Whitney), ties averaged; None if one class is absent."""
+    y = np.asarray(y).astype(bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s), dtype=np.float64)
+    sorted_s = np.asarray(s)[order]
+    i = 0
+    while i < len(s):
+        j = i
+        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))

@@ -1,0 +1,110 @@
+"""Translator: learns from features, normalises on training data only, early-stops, round-trips."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from atlasgrn.errors import CheckpointError
+from atlasgrn.translator import (
+    FeatureNormalizer,
+    TranslatorConfig,
+    load_translator_dir,
+    save_translator,
+    split_by_group,
+    train_translator,
+)
+from atlasgrn.translator.train import _auroc
+
+
+def _task(n: int = 1200, d: int = 8, seed: int = 0, scale: float = 1e-3):
+    """Pairs whose label depends on a tiny-magnitude signal, as cross-gene gradients are."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = rng.normal(size=(n, d)) * scale
+    x[:, 0] += (2 * y - 1) * scale * 1.5
+    x[:, 1] += (2 * y - 1) * scale * 0.8
+    groups = rng.integers(0, 60, n)
+    return x, y, groups
+
+
+FAST = TranslatorConfig(max_epochs=60, patience=8, seed=0)
+
+
+def test_translator_learns_a_small_magnitude_signal_on_unseen_pairs():
+    x, y, g = _task()
+    xt, yt, _ = _task(seed=1)
+    tr = train_translator({"gdt": x}, y, g, FAST)
+    auc = _auroc(yt, tr.score({"gdt": xt}))
+    assert auc > 0.85, auc
+
+
+def test_normaliser_is_fitted_on_training_data_only():
+    x, y, g = _task()
+    norm = FeatureNormalizer.fit(x)
+    shifted = x + 100.0
+    again = FeatureNormalizer.fit(x)
+    np.testing.assert_array_equal(norm.tau, again.tau)
+    z = norm.transform(shifted)  # transforming other data does not refit
+    assert z.mean() > 5
+    np.testing.assert_allclose(norm.transform(x).mean(axis=0), 0, atol=1e-6)
+
+
+def test_validation_split_holds_out_whole_source_genes():
+    groups = np.repeat(np.arange(20), 10)
+    tr, va = split_by_group(groups, 0.25, seed=3)
+    assert set(groups[tr]).isdisjoint(set(groups[va]))
+    assert 40 <= len(va) <= 60 and len(tr) + len(va) == 200
+
+
+def test_training_is_deterministic_under_a_seed():
+    x, y, g = _task(n=400)
+    a = train_translator({"vvp": x}, y, g, FAST)
+    b = train_translator({"vvp": x}, y, g, FAST)
+    for k, v in a.kinds["vvp"].mlp.state_dict().items():
+        assert torch.equal(v, b.kinds["vvp"].mlp.state_dict()[k])
+
+
+def test_early_stopping_ends_training_on_labels_that_carry_no_signal():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 4))
+    y = rng.integers(0, 2, 600)
+    tr = train_translator({"vvp": x}, y, rng.integers(0, 30, 600),
+                          TranslatorConfig(max_epochs=300, patience=5))
+    m = tr.kinds["vvp"].metrics
+    assert m["epochs_run"] < 300 and m["epochs_run"] == m["best_epoch"] + 6
+
+
+def test_ensemble_is_the_sigmoid_of_the_mean_logit():
+    x, y, g = _task(n=500)
+    tr = train_translator({"vvp": x, "gdt": x[:, ::-1].copy()}, y, g, FAST)
+    lg = tr.logits({"vvp": x, "gdt": x[:, ::-1].copy()})
+    expected = 1 / (1 + np.exp(-(lg["vvp"] + lg["gdt"]) / 2))
+    np.testing.assert_allclose(tr.score({"vvp": x, "gdt": x[:, ::-1].copy()}), expected,
+                               rtol=1e-6)
+
+
+def test_checkpoint_round_trip_gives_identical_scores(tmp_path):
+    x, y, g = _task(n=500)
+    tr = train_translator({"vvp": x, "gdt": x * 2}, y, g, FAST, provenance={"prior": "unit"})
+    save_translator(tr, tmp_path / "t")
+    back = load_translator_dir(tmp_path / "t")
+    np.testing.assert_array_equal(back.score({"vvp": x, "gdt": x * 2}),
+                                  tr.score({"vvp": x, "gdt": x * 2}))
+    assert back.provenance["prior"] == "unit"
+    with pytest.raises(CheckpointError, match="already exists"):
+        save_translator(tr, tmp_path / "t")
+
+
+def test_checkpoint_with_mismatched_json_is_refused(tmp_path):
+    x, y, g = _task(n=300)
+    save_translator(train_translator({"vvp": x}, y, g, FAST), tmp_path / "t")
+    meta = json.loads((tmp_path / "t" / "translator.json").read_text())
+    meta["kinds"]["vvp"]["hidden"] = [16, 8]
+    (tmp_path / "t" / "translator.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="shape") as err:
+        load_translator_dir(tmp_path / "t")
+    assert "\n" not in str(err.value)
