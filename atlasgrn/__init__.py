@@ -15,6 +15,7 @@ _LAZY = {
     "open_atlas": "atlasgrn.atlas",
     "Atlas": "atlasgrn.atlas",
     "AtlasgrnError": "atlasgrn.errors",
+    "load_model": "atlasgrn.models",
 }
 
 

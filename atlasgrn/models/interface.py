@@ -54,6 +54,14 @@ class ArchConfig:
     mvc: bool = False
     norm_first: bool = False
     cls_token_id: int | None = None
+    # Additions (backwards compatible defaults):
+    #: Continuous value encoder input clamp (scGPT's ContinuousValueEncoder ``max_value``).
+    value_clamp: float = 512.0
+    #: Rows of the category value encoder (binned inputs, ``value_encoder="category"``).
+    n_value_tokens: int | None = None
+    layer_norm_eps: float = 1e-5
+    #: Run matmuls in bfloat16 autocast when the model sits on a CUDA device.
+    autocast_bf16: bool = True
 
 
 @dataclass(frozen=True)

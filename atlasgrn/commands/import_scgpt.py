@@ -1,0 +1,25 @@
+"""``atlasgrn import-scgpt SRC_DIR --out DIR``: convert an scGPT release into a model dir."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import-scgpt", help="import an scGPT checkpoint (best_model.pt, "
+                                            "args.json, vocab.json)")
+    p.add_argument("src", help="directory of the scGPT release")
+    p.add_argument("--out", required=True, help="output model directory")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..models.scgpt_import import import_scgpt
+
+    model = import_scgpt(args.src, args.out)
+    dropped = model.config.provenance.get("dropped_tensors", {})
+    d = model.describe()
+    print(f"imported: {d['n_layers']} layers, d_model {d['d_model']}, {d['vocab_size']:,} "
+          f"tokens, {d['parameters']:,} parameters, value space {d['value_space']}; "
+          f"{len(dropped)} tensor(s) dropped (listed in config.json); written to {args.out}")
+    return 0
