@@ -227,3 +227,14 @@ def test_retry_policy_is_bounded_and_selective():
     assert is_transient(TransientReadError("x")) and is_transient(ConnectionResetError())
     assert not is_transient(FileNotFoundError()) and not is_transient(ValueError())
     assert not is_transient(KeyError("zarr.json"))
+
+
+def test_bundled_atlas_is_opened_read_only_by_default():
+    from atlasgrn.atlas.bundled import demo_atlas_path
+
+    path = demo_atlas_path()
+    before = sorted(p.relative_to(path) for p in path.rglob("*"))
+    atlas = open_atlas(path)
+    for name in atlas.names:
+        atlas.dataset(name).gene_stats(recompute=True)
+    assert sorted(p.relative_to(path) for p in path.rglob("*")) == before

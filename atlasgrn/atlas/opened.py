@@ -111,6 +111,15 @@ class Atlas:
         return dict(self._root.attrs[ROOT_ATTR])
 
 
+_PACKAGE_DATA = os.path.realpath(os.path.join(os.path.dirname(__file__), os.pardir, "data"))
+
+
+def _is_package_data(path: str) -> bool:
+    """Atlases shipped inside the package are never written to (not even a stats cache)."""
+    real = os.path.realpath(path)
+    return real == _PACKAGE_DATA or real.startswith(_PACKAGE_DATA + os.sep)
+
+
 def open_atlas(uri: str | os.PathLike[str] | StoreLike, *, writable: bool | None = None,
                storage_options: dict[str, Any] | None = None) -> Atlas:
     """Open an atlas lazily from a local path, an fsspec URL (s3://, gs://, http(s)://,
@@ -127,7 +136,8 @@ def open_atlas(uri: str | os.PathLike[str] | StoreLike, *, writable: bool | None
     uri = os.fspath(uri)
     local = not is_remote(uri) or uri.startswith("file://")
     if writable is None:
-        writable = local and os.access(_local_path(uri), os.W_OK)
+        writable = (local and os.access(_local_path(uri), os.W_OK)
+                    and not _is_package_data(_local_path(uri)))
     root = open_root(uri, mode="r", storage_options=storage_options)
     read_root_meta(root, uri)
     if writable:
