@@ -47,6 +47,10 @@ def save_translator(translator: Translator, out_dir: str | os.PathLike[str],
     tmp_w = out / (WEIGHTS_NAME + ".tmp")
     tmp_j = out / (JSON_NAME + ".tmp")
     save_file(tensors, str(tmp_w))
+    # safetensors creates the file 0600; a shipped checkpoint must be readable like any file.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_w, 0o666 & ~umask)
     tmp_j.write_text(json.dumps(meta, indent=2, default=_jsonable))
     os.replace(tmp_w, out / WEIGHTS_NAME)
     os.replace(tmp_j, out / JSON_NAME)  # the JSON last: its presence means complete

@@ -1,0 +1,72 @@
+"""Train the bundled default translator: hESC STRING TFs+500 labels, the bundled model.
+
+    .venv/bin/python scripts/train_default_translator.py [--data ../shared/data/beeline_genelink]
+        [--model DIR] [--out atlasgrn/data/translators/default] [--seed 0]
+
+The prior is GENELink's ``networks/STRING/hESC/TFs+500/BL--network.csv.gz`` and the gene universe
+that set's ``Target.csv`` genes (written next to the translator as ``genes.txt`` so the
+provenance hash can be checked). Everything else is ``atlasgrn train-translator``: balanced
+per-TF negatives, held-out-source validation, ensemble = VVP + the better GDT reading.
+Re-run it whenever the bundled model changes (the translator records the model's sha256).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "beeline_genelink"))
+    p.add_argument("--model", default=None, help="model dir (default: the bundled model)")
+    p.add_argument("--out", default=str(REPO / "atlasgrn" / "data" / "translators" / "default"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--cache", default=None)
+    args = p.parse_args(argv)
+
+    from atlasgrn.bench.genelink import load_network_set
+    from atlasgrn.cli import main as cli
+
+    folder = Path(args.data) / "networks" / "STRING" / "hESC" / "TFs+500"
+    ns = load_network_set(folder, Path(args.data))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    genes = out / "genes.txt"
+    genes.write_text("# hESC TFs+500 genes (GENELink Target.csv), the training universe\n"
+                     + "\n".join(ns.genes) + "\n")
+    prior = next(folder.glob("BL--network.csv*"))
+    cmd = ["train-translator", "--prior", str(prior), "--genes", str(genes), "--out", str(out),
+           "--drop-unknown", "--seed", str(args.seed), "--threads", str(args.threads),
+           "--overwrite"]
+    if args.model:
+        cmd += ["--model", args.model]
+    if args.cache:
+        cmd += ["--cache", args.cache]
+    t0 = time.perf_counter()
+    rc = cli(cmd)
+    if rc == 0:
+        meta_path = out / "translator.json"
+        meta = json.loads(meta_path.read_text())
+        # paths are machine-specific; keep them relative to the data root in the shipped file
+        meta["provenance"]["prior"]["path"] = "beeline_genelink/" + str(
+            prior.relative_to(Path(args.data)))
+        meta["provenance"]["genes"]["path"] = "genes.txt (this folder)"
+        meta["provenance"]["script"] = "scripts/train_default_translator.py " + " ".join(
+            a for a in (argv if argv is not None else sys.argv[1:]))
+        meta["provenance"]["seconds"] = round(time.perf_counter() - t0, 1)
+        meta_path.write_text(json.dumps(meta, indent=2))
+        # safetensors writes the weights 0600; package data must be readable by every user
+        for f in out.iterdir():
+            f.chmod(0o644)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
