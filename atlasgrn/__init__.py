@@ -1,7 +1,7 @@
 """atlasgrn: gene regulatory networks across single-cell atlases with frozen foundation models.
 
 Public API (imported lazily so ``import atlasgrn`` stays cheap and never starts Ray):
-``open_atlas``.
+``open_atlas``, ``load_model``, ``load_translator``, ``infer``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ _LAZY = {
     "Atlas": "atlasgrn.atlas",
     "AtlasgrnError": "atlasgrn.errors",
     "load_model": "atlasgrn.models",
+    "load_translator": "atlasgrn.translator.bundled",
+    "infer": "atlasgrn.api",
 }
 
 

@@ -75,3 +75,23 @@ def test_nightly_job_has_one_deterministic_submission_per_date():
     entry = rendered["spec"]["entrypoint"].split()
     assert entry[:3] == ["python", "-m", "atlasgrn.run"]
     assert entry[entry.index("--out") + 1].endswith("/2026-11-24")
+
+
+def _entrypoints() -> list[tuple[str, str]]:
+    cron, cm = _load("jobs/nightly-cronjob.yaml")
+    nightly = yaml.safe_load(cm["data"]["rayjob.yaml"].replace("__DATE__", "2026-11-24"))
+    return [("rayjob", _load("cluster/kuberay/rayjob.yaml")[0]["spec"]["entrypoint"]),
+            ("nightly", nightly["spec"]["entrypoint"])]
+
+
+@pytest.mark.parametrize("name,entrypoint", _entrypoints(), ids=lambda x: x if len(x) < 12 else "")
+def test_job_entrypoints_parse_with_the_engines_real_options(name, entrypoint):
+    from atlasgrn.run import config_from_args, parser
+
+    argv = entrypoint.split()
+    assert argv[:3] == ["python", "-m", "atlasgrn.run"]
+    args = parser().parse_args(argv[3:])  # an unknown option exits 2 here
+    config = config_from_args(args)
+    config.validate()
+    assert config.atlas.startswith("s3://") and config.out.startswith("s3://")
+    assert config.replicas >= 1 and config.gpus_per_replica > 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import fsspec
@@ -39,19 +39,27 @@ class RunOutput:
     """Paths and atomic writes under one run's output directory or object-store prefix."""
 
     def __init__(self, uri: str) -> None:
-        self.uri = uri.rstrip("/")
+        self.uri = uri.rstrip("/") or "/"
         self.fs, self.root = fsspec.core.url_to_fs(self.uri)
-        self.local = self.fs.protocol in ("file", ("file", "local")) or "file" in (
-            self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (
+            self.fs.protocol,)
+        self.local = bool({"file", "local"} & set(protocols))
 
     def path(self, *parts: str) -> str:
-        return "/".join([self.root, *parts])
+        return "/".join([self.root.rstrip("/"), *parts])
 
     def edge_path(self, spec: BlockSpec) -> str:
         return self.path("edges", f"dataset={spec.dataset}", f"{spec.file_stem}.parquet")
 
     def exists(self, path: str) -> bool:
         return self.fs.exists(path)
+
+    def listdir(self, *parts: str) -> list[str]:
+        """Names (not paths) directly under ``parts``; empty when it does not exist."""
+        d = self.path(*parts)
+        if not self.fs.exists(d):
+            return []
+        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(d, detail=False))
 
     def done_blocks(self, specs: Iterable[BlockSpec]) -> set[str]:
         """Block ids whose edge file already exists (complete, by construction)."""
@@ -60,20 +68,43 @@ class RunOutput:
         for s in specs:
             by_dataset.setdefault(s.dataset, []).append(s)
         for ds, items in by_dataset.items():
-            d = self.path("edges", f"dataset={ds}")
-            present = set()
-            if self.fs.exists(d):
-                present = {p.rsplit("/", 1)[-1] for p in self.fs.ls(d, detail=False)}
+            present = set(self.listdir("edges", f"dataset={ds}"))
             done |= {s.block_id for s in items if f"{s.file_stem}.parquet" in present}
         return done
 
+    def remove_partial_files(self) -> int:
+        """Delete temporary files a killed writer left behind (hidden names, never read)."""
+        n = 0
+        for part in self.listdir("edges"):
+            for name in self.listdir("edges", part):
+                if name.startswith(".") and ".tmp-" in name:
+                    self.fs.rm(self.path("edges", part, name))
+                    n += 1
+        return n
+
+    def _tmp_for(self, path: str) -> str:
+        # A leading '.' hides the partial file from pyarrow/DuckDB/Polars dataset readers,
+        # which skip names starting with '.' or '_'.
+        parent, name = path.rsplit("/", 1)
+        return f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:8]}"
+
     def write_table_atomic(self, path: str, table: pa.Table) -> None:
+        """Write a Parquet file so that it is either absent or complete.
+
+        Local: write a hidden temporary file, then ``os.replace`` (atomic on POSIX). Object
+        stores: one PUT, which is atomic there (a multipart upload becomes visible only on
+        completion).
+        """
         parent = path.rsplit("/", 1)[0]
         self.fs.makedirs(parent, exist_ok=True)
         if self.local:
-            tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-            pq.write_table(table, tmp, compression="zstd")
-            os.replace(tmp, path)
+            tmp = self._tmp_for(path)
+            try:
+                pq.write_table(table, tmp, compression="zstd")
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
         else:
             with self.fs.open(path, "wb") as fh:
                 pq.write_table(table, fh, compression="zstd")
@@ -82,10 +113,14 @@ class RunOutput:
         parent = path.rsplit("/", 1)[0]
         self.fs.makedirs(parent, exist_ok=True)
         if self.local:
-            tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-            with open(tmp, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
+            tmp = self._tmp_for(path)
+            try:
+                with open(tmp, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
         else:
             with self.fs.open(path, "w") as fh:
                 fh.write(text)
@@ -112,30 +147,69 @@ def edges_table(spec: BlockSpec, sources: np.ndarray, targets: np.ndarray, score
     }, schema=EDGE_SCHEMA)
 
 
-def write_consensus(out: RunOutput, n_parts: int = 1) -> int:
+def edges_dataset(out: RunOutput) -> pads.Dataset:
+    """``edges/`` as a hive-partitioned dataset (a ``dataset`` string column from the paths)."""
+    return pads.dataset(out.path("edges"), format="parquet", filesystem=out.fs,
+                        partitioning=pads.partitioning(pa.schema([("dataset", pa.string())]),
+                                                       flavor="hive"))
+
+
+def _consensus_part(table: pa.Table) -> pa.Table:
+    """Mean, max and count per (source, target), computed in a fixed order (byte-stable)."""
+    if table.num_rows == 0:
+        return CONSENSUS_SCHEMA.empty_table()
+    order = pc.sort_indices(table, sort_keys=[("source", "ascending"), ("target", "ascending"),
+                                              ("dataset", "ascending")])
+    t = table.take(order)
+    src = t["source"].to_numpy(zero_copy_only=False)
+    tgt = t["target"].to_numpy(zero_copy_only=False)
+    score = t["score"].to_numpy(zero_copy_only=False).astype(np.float64)
+    new = np.ones(len(src), dtype=bool)
+    new[1:] = (src[1:] != src[:-1]) | (tgt[1:] != tgt[:-1])
+    starts = np.flatnonzero(new)
+    counts = np.diff(np.append(starts, len(src)))
+    return pa.table({
+        "source": pa.array(src[starts].astype(str)),
+        "target": pa.array(tgt[starts].astype(str)),
+        "score_mean": pa.array((np.add.reduceat(score, starts) / counts).astype(np.float32)),
+        "score_max": pa.array(np.maximum.reduceat(score, starts).astype(np.float32)),
+        "n_datasets": pa.array(counts.astype(np.int32)),
+    }, schema=CONSENSUS_SCHEMA)
+
+
+def write_consensus(out: RunOutput, sources: Sequence[str] | None = None,
+                    rows_per_part: int = 5_000_000) -> int:
     """Aggregate every dataset's edges per (source, target): mean, max, number of datasets.
 
-    Reads ``edges/`` as a hive-partitioned dataset; parts split by source so each part can be
-    computed and written on its own. Returns rows written.
+    Parts are contiguous ranges of source genes, so each part is read (with a filter that the
+    per-file source statistics prune, edge files being sorted by source) and written on its
+    own: memory is bounded by one part, not the atlas. Returns rows written. Parts of an
+    earlier, larger layout are removed so readers never mix two aggregations.
     """
-    dataset = pads.dataset(out.path("edges"), format="parquet", partitioning="hive",
-                           filesystem=out.fs)
-    table = dataset.to_table(columns=["source", "target", "score"])
-    grouped = table.group_by(["source", "target"]).aggregate(
-        [("score", "mean"), ("score", "max"), ("score", "count")])
-    grouped = grouped.sort_by([("source", "ascending"), ("target", "ascending")])
-    cons = pa.table({
-        "source": grouped["source"], "target": grouped["target"],
-        "score_mean": pc.cast(grouped["score_mean"], pa.float32()),
-        "score_max": pc.cast(grouped["score_max"], pa.float32()),
-        "n_datasets": pc.cast(grouped["score_count"], pa.int32()),
-    }, schema=CONSENSUS_SCHEMA)
-    n_parts = max(1, n_parts)
-    bounds = np.linspace(0, cons.num_rows, n_parts + 1).astype(int)
+    dataset = edges_dataset(out)
+    n_rows = dataset.count_rows()
+    if sources is None:
+        sources = pc.unique(dataset.to_table(columns=["source"])["source"]).to_pylist()
+    uniq = sorted(set(sources))
+    n_parts = max(1, min(len(uniq), -(-n_rows // max(1, rows_per_part))))
+    bounds = np.linspace(0, len(uniq), n_parts + 1).astype(int)
+    total = 0
+    names = set()
     for i in range(n_parts):
-        out.write_table_atomic(out.path("consensus", f"part-{i:05d}.parquet"),
-                               cons.slice(bounds[i], bounds[i + 1] - bounds[i]))
-    return cons.num_rows
+        chunk = uniq[bounds[i]:bounds[i + 1]]
+        if not chunk:
+            continue
+        flt = (pc.field("source") >= chunk[0]) & (pc.field("source") <= chunk[-1])
+        part = _consensus_part(dataset.to_table(columns=["source", "target", "score",
+                                                         "dataset"], filter=flt))
+        name = f"part-{i:05d}.parquet"
+        out.write_table_atomic(out.path("consensus", name), part)
+        names.add(name)
+        total += part.num_rows
+    for stale in set(out.listdir("consensus")) - names:
+        if stale.startswith("part-"):
+            out.remove(out.path("consensus", stale))
+    return total
 
 
 def write_manifest(out: RunOutput, manifest: Mapping[str, Any]) -> None:

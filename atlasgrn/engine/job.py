@@ -1,0 +1,335 @@
+"""One GRN build, end to end: inputs -> plan -> Ray Data pipeline -> consensus -> publish.
+
+The driver does the cheap, fallible work first (resolve inputs, plan, check the output
+directory), so bad input fails in a second with one line and nothing written. The blocks then
+flow ``BlockDatasource -> map_batches(BlockScorer, ActorPoolStrategy(size=N))``; replicas write
+edge files themselves and return small summary rows, which the driver streams for progress.
+Blocks that fail are retried in further rounds; only when every block has its file is the
+consensus written, then ``manifest.json``, then ``_SUCCESS`` last (design §3.4).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import AtlasgrnError
+from ..models.checkpoint import VOCAB_FILE, bundled_model_dir, read_config
+from ..models.interface import ModelConfig
+from ..models.vocab import read_vocab
+from ..translator import Translator
+from ..translator.bundled import bundled_translator_dir, load_translator
+from .config import ProbeSettings, RunConfig
+from .inputs import DatasetInput, atlas_digest, dir_digest, resolve_datasets
+from .plan import BlockSpec, DatasetPlan, plan_dataset, plan_fingerprint
+from .progress import Progress
+from .scoring import resolve_probe_settings
+from .sink import MANIFEST, SUCCESS, RunOutput, read_manifest, write_consensus, write_manifest
+
+MANIFEST_FORMAT = 1
+#: Env var naming a marker file: the first replica call of the run kills its process once
+#: (fault-injection for the engine's tests; unset in production).
+FAULT_ENV = "ATLASGRN_FAULT_EXIT_ONCE"
+
+
+@dataclass
+class Prepared:
+    """Everything resolved on the driver before any work starts."""
+
+    config: RunConfig
+    model_dir: str
+    model_config: ModelConfig
+    vocab: dict[str, int]
+    translator_dir: str
+    translator: Translator
+    settings: ProbeSettings
+    datasets: list[DatasetInput]
+    plans: list[DatasetPlan]
+    inputs: dict[str, Any]
+    run_hash: str
+
+    @property
+    def specs(self) -> list[BlockSpec]:
+        return [b for p in self.plans for b in p.blocks]
+
+    @property
+    def n_pairs(self) -> int:
+        return sum(p.n_pairs for p in self.plans)
+
+
+@dataclass
+class JobResult:
+    out: str
+    status: str
+    blocks_planned: int
+    blocks_already_done: int
+    blocks_computed: int
+    blocks_failed: list[str]
+    rows_written: int
+    consensus_rows: int
+    seconds: float
+    summaries: list[dict[str, Any]] = field(default_factory=list)
+
+
+def prepare(config: RunConfig) -> Prepared:
+    """Resolve and check every input; raises :class:`AtlasgrnError` on bad input."""
+    config.validate()
+    model_dir = str(config.model) if config.model else str(bundled_model_dir())
+    if not Path(model_dir).is_dir():
+        raise AtlasgrnError("model directory not found", path=model_dir, key="--model",
+                            remedy="give a directory with config.json, model.safetensors and "
+                                   "vocab.json")
+    model_config = read_config(model_dir)
+    vocab = read_vocab(Path(model_dir) / VOCAB_FILE)
+    translator_dir = str(config.translator) if config.translator else str(
+        bundled_translator_dir())
+    translator = load_translator(config.translator)
+    settings = resolve_probe_settings(config, model_config, translator)
+    datasets = resolve_datasets(config.atlas, config.datasets, vocab, config.regulators,
+                                n_anchors=settings.context_len,
+                                max_regulators=config.max_regulators)
+    plans = [plan_dataset(d.name, d.genes, d.regulators, config.source_block,
+                          config.target_block) for d in datasets]
+    widest = max((len(set(b.sources) | set(b.targets)) for p in plans for b in p.blocks),
+                 default=0)
+    if widest > settings.context_len:
+        raise AtlasgrnError(f"a block holds {widest} genes but the context has "
+                            f"{settings.context_len} tokens", key="--target-block",
+                            remedy="lower --source-block/--target-block so that sources + "
+                                   "targets fit the context, or raise --context-len")
+    inputs = {
+        "atlas": config.atlas,
+        "datasets": atlas_digest(config.atlas, [d.name for d in datasets]),
+        "model": {"path": model_dir, "sha256": dir_digest(model_dir, ["config.json",
+                  "model.safetensors", VOCAB_FILE])},
+        "translator": {"path": translator_dir, "sha256": dir_digest(translator_dir)},
+        "regulators": config.regulators or {d.name: f"bundled:{d.species}" for d in datasets},
+        "plan_fingerprint": plan_fingerprint(plans),
+    }
+    resolved = {"datasets": inputs["datasets"], "model": inputs["model"]["sha256"],
+                "translator": inputs["translator"]["sha256"], "plan": inputs["plan_fingerprint"],
+                "settings": settings.to_dict()}
+    return Prepared(config=config, model_dir=model_dir, model_config=model_config, vocab=vocab,
+                    translator_dir=translator_dir, translator=translator, settings=settings,
+                    datasets=datasets, plans=plans, inputs=inputs,
+                    run_hash=config.result_hash(resolved))
+
+
+def claim_output(out: RunOutput, run_hash: str) -> dict[str, Any] | None:
+    """Check the output location belongs to this run (or is new); return its old manifest.
+
+    Another run's output (a different configuration or inputs) is never touched: it is bad
+    input, reported before anything is written.
+    """
+    old = None
+    try:
+        old = read_manifest(out)
+    except ValueError:
+        raise AtlasgrnError("manifest.json is not valid JSON", path=out.path(MANIFEST),
+                            remedy="choose another --out") from None
+    if old is not None:
+        if old.get("run_hash") != run_hash:
+            raise AtlasgrnError(f"the output directory holds another run (run_hash "
+                                f"{old.get('run_hash')}, this run {run_hash})", path=out.uri,
+                                key="--out", remedy="choose another --out, or rerun with the "
+                                "same inputs and settings to resume it")
+        return old
+    if out.listdir():
+        raise AtlasgrnError("the output directory is not empty and is not an atlasgrn run",
+                            path=out.uri, key="--out", remedy="choose a new or empty --out")
+    return None
+
+
+def software_versions() -> dict[str, str]:
+    import numpy
+    import pyarrow
+    import ray
+    import torch
+    return {"atlasgrn": __version__, "python": platform.python_version(), "ray": ray.__version__,
+            "torch": torch.__version__, "pyarrow": pyarrow.__version__,
+            "numpy": numpy.__version__, "platform": platform.platform()}
+
+
+def _manifest(prep: Prepared, status: str, attempts: list[dict[str, Any]],
+              extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "format": MANIFEST_FORMAT, "status": status, "run_hash": prep.run_hash,
+        "config": prep.config.to_dict(), "probe_settings": prep.settings.to_dict(),
+        "inputs": prep.inputs, "software": software_versions(),
+        "plan": {"blocks": len(prep.specs), "pairs": prep.n_pairs,
+                 "datasets": {p.dataset: {"genes": len(p.genes), "regulators": len(p.sources),
+                                          "blocks": len(p.blocks), "pairs": p.n_pairs}
+                              for p in prep.plans}},
+        "anchors": {d.name: list(d.anchors[:prep.settings.context_len]) for d in prep.datasets},
+        "attempts": attempts, **extra,
+    }
+
+
+def _init_ray(config: RunConfig, log: Callable[[str], None]) -> tuple[float, bool]:
+    """Connect to (or start) Ray; returns the GPUs per replica to request.
+
+    On a cluster (``RAY_ADDRESS`` set, as under ``ray job submit``) the request stands even if
+    no GPU node is up yet: the autoscaler adds them. A Ray started here on a machine without
+    GPUs runs the replicas on CPU instead of waiting forever.
+    """
+    import ray
+
+    started_here = False
+    if not ray.is_initialized():
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init(log_to_driver=True)
+        else:
+            ray.init(include_dashboard=False, log_to_driver=True)
+            started_here = True
+    gpus = config.gpus_per_replica
+    if started_here and gpus > 0 and ray.cluster_resources().get("GPU", 0) == 0:
+        log("no GPU on this machine: the replicas run on CPU")
+        gpus = 0.0
+    return gpus, started_here
+
+
+def _run_round(prep: Prepared, specs: list[BlockSpec], gpus: float, progress: Progress,
+               fault_marker: str | None) -> list[dict[str, Any]]:
+    import ray
+    from ray.data import ActorPoolStrategy, DataContext
+
+    from .datasource import BlockDatasource
+    from .scorer import BlockScorer
+
+    cfg = prep.config
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.actor_task_retry_on_errors = False  # block errors are returned, not raised
+    source = BlockDatasource(cfg.atlas, specs, {d.name: d.anchors for d in prep.datasets},
+                             prep.vocab, prep.settings.background == "profile",
+                             prep.settings.context_len)
+    n_read = cfg.read_tasks or min(len(specs), max(4, 4 * cfg.replicas), 256)
+    ds = ray.data.read_datasource(source, override_num_blocks=n_read, num_cpus=0.1)
+    ds = ds.map_batches(
+        BlockScorer, batch_size=1, compute=ActorPoolStrategy(size=cfg.replicas),
+        num_gpus=gpus if gpus > 0 else None, num_cpus=cfg.cpus_per_replica,
+        fn_constructor_kwargs={"model_dir": prep.model_dir, "translator_dir": prep.translator_dir,
+                               "settings": prep.settings.to_dict(), "out_uri": cfg.out,
+                               "fault_marker": fault_marker},
+        udf_modifying_row_count=False)
+    rows = []
+    for row in ds.iter_rows():
+        r = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+        rows.append(r)
+        progress.update(r["status"] == "ok", int(r["pairs"]))
+    return rows
+
+
+def run_job(config: RunConfig, *, prepared: Prepared | None = None,
+            log: Callable[[str], None] = print) -> JobResult:
+    """Build (or resume) the run; bad input raises before anything is written."""
+    t_start = time.perf_counter()
+    prep = prepared or prepare(config)
+    out = RunOutput(config.out)
+    old = claim_output(out, prep.run_hash)
+    attempts = list(old.get("attempts", [])) if old else []
+    out.remove(out.path(SUCCESS))  # the run is in progress again until it publishes
+    out.remove_partial_files()
+    specs = prep.specs
+    done_before = out.done_blocks(specs)
+    pending = [s for s in specs if s.block_id not in done_before]
+    attempt: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                               "blocks_already_done": len(done_before),
+                               "blocks_to_compute": len(pending), "replicas": config.replicas,
+                               "gpus_per_replica": config.gpus_per_replica}
+    attempts.append(attempt)
+    write_manifest(out, _manifest(prep, "running", attempts, {}))
+    log(f"run {prep.run_hash}: {len(specs)} blocks ({prep.n_pairs:,} pairs) over "
+        f"{len(prep.plans)} dataset(s); {len(done_before)} already done, {len(pending)} to "
+        f"compute -> {out.uri}")
+    summaries: list[dict[str, Any]] = []
+    failed: dict[str, str] = {}
+    t_compute = time.perf_counter()
+    gpus = config.gpus_per_replica
+    if pending:
+        gpus, _ = _init_ray(config, log)
+        attempt["gpus_per_replica_used"] = gpus
+        fault_marker = os.environ.get(FAULT_ENV) or None
+        todo = pending
+        for round_no in range(config.retries + 1):
+            progress = Progress(len(todo), sum(s.n_pairs for s in todo),
+                                every_s=config.progress_every_s, log=log)
+            rows = _run_round(prep, todo, gpus, progress, fault_marker)
+            summaries += rows
+            ok = {r["block_id"] for r in rows if r["status"] == "ok"}
+            failed = {r["block_id"]: r["error"] for r in rows if r["status"] != "ok"}
+            failed.update({s.block_id: "no result returned" for s in todo
+                           if s.block_id not in ok and s.block_id not in failed})
+            todo = [s for s in todo if s.block_id in failed]
+            if not todo:
+                break
+            if round_no < config.retries:
+                log(f"retrying {len(todo)} failed block(s) (round {round_no + 2} of "
+                    f"{config.retries + 1}); first error: {next(iter(failed.values()))}")
+    compute_s = time.perf_counter() - t_compute
+    ok_rows = [r for r in summaries if r["status"] == "ok"]
+    computed = len({r["block_id"] for r in ok_rows})
+    busy_s = sum(float(r["seconds"]) for r in ok_rows)
+    attempt.update({"blocks_computed": computed, "blocks_failed": sorted(failed),
+                    "compute_seconds": round(compute_s, 3),
+                    "replica_busy_seconds": round(busy_s, 3),
+                    "probe_seconds": round(sum(float(r["probe_seconds"]) for r in ok_rows), 3),
+                    "gpu_hours": round(busy_s * gpus / 3600, 6),
+                    "devices": sorted({f"{r['device']}:{r['gpu_ids']}" for r in ok_rows})})
+    rows_written = sum(int(r["rows"]) for r in ok_rows)
+    attempt["cost"] = cost_estimate_vs_actual(ok_rows, prep.n_pairs - sum(
+        s.n_pairs for s in specs if s.block_id in done_before), gpus)
+    if failed:
+        attempt["status"] = "failed"
+        write_manifest(out, _manifest(prep, "failed", attempts,
+                                      {"failed_blocks": failed}))
+        log(f"{len(failed)} block(s) failed after {config.retries + 1} round(s), e.g. "
+            f"{next(iter(failed))}: {next(iter(failed.values()))}; rerun to resume")
+        return JobResult(out.uri, "failed", len(specs), len(done_before), computed,
+                         sorted(failed), rows_written, 0, time.perf_counter() - t_start,
+                         summaries)
+    t_cons = time.perf_counter()
+    sources = sorted({s for p in prep.plans for s in p.sources})
+    cons_rows = write_consensus(out, sources, config.consensus_rows_per_part)
+    edge_rows = int(_count_edges(out))
+    attempt.update({"status": "complete", "consensus_seconds": round(time.perf_counter()
+                                                                      - t_cons, 3)})
+    write_manifest(out, _manifest(prep, "complete", attempts, {
+        "blocks": {"planned": len(specs), "done": len(specs), "failed": 0},
+        "rows_written": {"edges": edge_rows, "consensus": cons_rows},
+    }))
+    out.write_text_atomic(out.path(SUCCESS), "")
+    seconds = time.perf_counter() - t_start
+    log(f"done in {seconds:.1f}s: {edge_rows:,} edges, {cons_rows:,} consensus rows")
+    return JobResult(out.uri, "complete", len(specs), len(done_before), computed, [],
+                     rows_written, cons_rows, seconds, summaries)
+
+
+def cost_estimate_vs_actual(rows: list[dict[str, Any]], pairs: int, gpus_per_replica: float,
+                            early_fraction: float = 0.1) -> dict[str, Any]:
+    """Replica-hours (GPU-hours when replicas hold GPUs): the estimate extrapolated from the
+    first ~10% of blocks to finish (what the ETA showed then) against the actual total."""
+    if not rows:
+        return {}
+    k = max(1, int(len(rows) * early_fraction))
+    early = rows[:k]
+    per_pair = sum(float(r["seconds"]) for r in early) / max(1, sum(int(r["pairs"])
+                                                                    for r in early))
+    actual = sum(float(r["seconds"]) for r in rows)
+    scale = gpus_per_replica if gpus_per_replica > 0 else 1.0
+    unit = "gpu_hours" if gpus_per_replica > 0 else "cpu_replica_hours"
+    return {"unit": unit, "estimate_from_first_blocks": k,
+            "estimate": round(per_pair * pairs * scale / 3600, 6),
+            "actual": round(actual * scale / 3600, 6)}
+
+
+def _count_edges(out: RunOutput) -> int:
+    from .sink import edges_dataset
+    return edges_dataset(out).count_rows()
+

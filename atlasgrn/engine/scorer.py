@@ -1,0 +1,142 @@
+"""The model replica: a Ray Data actor holding the frozen model and the translator.
+
+One instance per replica (``ActorPoolStrategy(size=N)``, ``num_gpus=g``): the model is loaded
+once in ``__init__`` onto the replica's GPU (Ray sets ``CUDA_VISIBLE_DEVICES``; CPU when CUDA is
+absent, e.g. logical GPUs in CI). Each call scores one block and *writes the block's Parquet
+itself* under its deterministic name, atomically, then returns a one-row summary: the driver
+never holds edges, and a retried block overwrites instead of duplicating.
+
+A block that raises is reported as ``status="failed"`` with the error, not raised: the pipeline
+keeps going and the driver retries failed blocks in a later round. A replica process that dies
+is restarted by Ray Data (pool actors get unlimited restarts and task retries) and its block is
+recomputed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+
+from .config import ProbeSettings
+from .plan import BlockSpec
+from .sink import RunOutput
+
+SUMMARY_COLUMNS = ("block_id", "dataset", "status", "rows", "pairs", "seconds",
+                   "probe_seconds", "error", "gpu_ids", "pid", "device")
+
+
+def _assigned_cpus() -> float:
+    try:
+        import ray
+        return float(ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0))
+    except Exception:  # noqa: BLE001 - outside Ray: one thread per core is the torch default
+        return float(os.cpu_count() or 1)
+
+
+def _gpu_ids() -> list[str]:
+    try:
+        import ray
+        return [str(g) for g in ray.get_gpu_ids()]
+    except Exception:  # noqa: BLE001
+        return []
+
+
+class _Metrics:
+    """Ray metrics (exported by every node's metrics agent); no-ops outside a Ray worker."""
+
+    def __init__(self) -> None:
+        try:
+            from ray.util.metrics import Counter, Histogram
+            self.blocks = Counter("atlasgrn_blocks_total", "Blocks finished",
+                                  tag_keys=("dataset", "status"))
+            self.pairs = Counter("atlasgrn_pairs_total", "Gene pairs scored", tag_keys=("dataset",))
+            self.seconds = Histogram("atlasgrn_block_seconds", "Seconds per block",
+                                     boundaries=[0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600],
+                                     tag_keys=("dataset",))
+        except Exception:  # noqa: BLE001 - metrics must never fail a block
+            self.blocks = self.pairs = self.seconds = None
+
+    def record(self, dataset: str, status: str, pairs: int, seconds: float) -> None:
+        if self.blocks is None:
+            return
+        try:
+            self.blocks.inc(1, tags={"dataset": dataset, "status": status})
+            if status == "ok":
+                self.pairs.inc(pairs, tags={"dataset": dataset})
+                self.seconds.observe(seconds, tags={"dataset": dataset})
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class BlockScorer:
+    """Callable class for ``Dataset.map_batches`` (``batch_size=1``: one block per call)."""
+
+    def __init__(self, model_dir: str, translator_dir: str, settings: dict[str, Any],
+                 out_uri: str, fault_marker: str | None = None) -> None:
+        import torch
+
+        from ..models import load_model
+        from ..translator import load_translator_dir
+
+        threads = max(1, int(_assigned_cpus()))
+        torch.set_num_threads(threads)
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model = load_model(model_dir, device=self.device)
+        self.translator = load_translator_dir(translator_dir)
+        s = dict(settings)
+        self.settings = ProbeSettings(kinds=tuple(s["kinds"]), vvp_grid=tuple(s["vvp_grid"]),
+                                      gdt_levels=tuple(s["gdt_levels"]),
+                                      gdt_reading=s["gdt_reading"], background=s["background"],
+                                      context_len=int(s["context_len"]))
+        self.out = RunOutput(out_uri)
+        self.fault_marker = fault_marker
+        self.metrics = _Metrics()
+        self.gpu_ids = ",".join(_gpu_ids())
+
+    def _maybe_die(self) -> None:
+        """Fault injection for the engine's own tests: the first call of the run kills this
+        replica's process once (the marker file records that it happened)."""
+        if self.fault_marker and not os.path.exists(self.fault_marker):
+            with open(self.fault_marker, "w") as fh:
+                fh.write(str(os.getpid()))
+            os._exit(17)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+        from .scoring import score_block
+
+        self._maybe_die()
+        rows: dict[str, list[Any]] = {c: [] for c in SUMMARY_COLUMNS}
+        for i in range(len(batch["block_id"])):
+            spec = BlockSpec(dataset=str(batch["dataset"][i]),
+                             source_block=int(batch["source_block"][i]),
+                             target_block=int(batch["target_block"][i]),
+                             sources=tuple(str(x) for x in batch["sources"][i]),
+                             targets=tuple(str(x) for x in batch["targets"][i]))
+            anchors = [str(x) for x in batch["anchors"][i]]
+            genes = [str(x) for x in batch["profile_genes"][i]]
+            profile = (dict(zip(genes, (float(v) for v in batch["profile_values"][i])))
+                       if genes else None)
+            t0 = time.perf_counter()
+            status, error, n_rows, probe_s = "ok", "", 0, 0.0
+            try:
+                table, probe_s = score_block(self.model, self.translator, self.settings, spec,
+                                             anchors, profile)
+                self.out.write_table_atomic(self.out.edge_path(spec), table)
+                n_rows = table.num_rows
+            except Exception as exc:  # noqa: BLE001 - reported per block, retried by the driver
+                status = "failed"
+                error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+                traceback.print_exc()
+            secs = time.perf_counter() - t0
+            self.metrics.record(spec.dataset, status, n_rows, secs)
+            for col, val in (("block_id", spec.block_id), ("dataset", spec.dataset),
+                             ("status", status), ("rows", n_rows), ("pairs", spec.n_pairs),
+                             ("seconds", secs), ("probe_seconds", probe_s), ("error", error),
+                             ("gpu_ids", self.gpu_ids), ("pid", os.getpid()),
+                             ("device", self.device)):
+                rows[col].append(val)
+        return rows

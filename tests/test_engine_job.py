@@ -1,0 +1,155 @@
+"""The distributed engine end to end on real Ray (2 CPUs, 2 logical GPUs): layout, signal,
+GPU placement, replica death, driver death and resume, refusal of another run's directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.dataset as pads
+import pytest
+
+from atlasgrn.bench.metrics import auprc_ratio
+from atlasgrn.engine.config import RunConfig
+from atlasgrn.engine.job import FAULT_ENV, run_job
+from atlasgrn.engine.sink import RunOutput, edges_dataset
+
+from .engine_helpers import ray_session, sim_world  # noqa: F401 - fixtures
+
+REPO = Path(__file__).resolve().parents[1]
+BLOCKS = {"source_block": 5, "target_block": 60}
+
+
+def _config(world, out: Path, **kw) -> RunConfig:
+    base = dict(atlas=world.atlas, out=str(out), model=world.model_dir,
+                translator=world.translator_dir, replicas=2, gpus_per_replica=1.0,
+                cpus_per_replica=0.5, progress_every_s=0.0, **BLOCKS)
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def _edge_bytes(out: Path) -> dict[str, bytes]:
+    files = sorted((out / "edges").rglob("*.parquet"))
+    return {str(f.relative_to(out)): f.read_bytes() for f in files}
+
+
+@pytest.fixture(scope="module")
+def clean_run(ray_session, sim_world, tmp_path_factory):  # noqa: F811
+    out = tmp_path_factory.mktemp("clean") / "run"
+    result = run_job(_config(sim_world, out), log=lambda _m: None)
+    return out, result
+
+
+def test_job_writes_the_design_layout(clean_run):
+    out, result = clean_run
+    assert result.status == "complete" and result.blocks_failed == []
+    assert (out / "_SUCCESS").exists() and (out / "manifest.json").exists()
+    edges = edges_dataset(RunOutput(str(out))).to_table()
+    assert set(edges.column_names) >= {"source", "target", "score", "logit_vvp", "logit_gdt",
+                                       "dataset"}
+    assert sorted(set(edges["dataset"].to_pylist())) == ["sim00", "sim01"]
+    df = edges.to_pandas()
+    assert not (df["source"] == df["target"]).any()                 # self pairs masked
+    assert df.duplicated(["dataset", "source", "target"]).sum() == 0
+    assert ((df["score"] > 0) & (df["score"] < 1)).all()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["blocks"] == {"planned": result.blocks_planned,
+                                  "done": result.blocks_planned, "failed": 0}
+    assert manifest["rows_written"]["edges"] == len(df)
+    assert manifest["inputs"]["model"]["sha256"] and manifest["inputs"]["translator"]["sha256"]
+    assert manifest["software"]["ray"].startswith("2.")
+    cons = pads.dataset(str(out / "consensus"), format="parquet").to_table().to_pandas()
+    assert manifest["rows_written"]["consensus"] == len(cons)
+    both = df.groupby(["source", "target"])["score"].agg(["mean", "max", "count"])
+    merged = cons.set_index(["source", "target"]).join(both)
+    np.testing.assert_allclose(merged["score_mean"], merged["mean"], rtol=1e-6)
+    np.testing.assert_array_equal(merged["n_datasets"], merged["count"])
+
+
+def test_heldout_regulators_edges_recover_the_true_network_better_than_random(clean_run,
+                                                                              sim_world):
+    out, _ = clean_run
+    df = edges_dataset(RunOutput(str(out))).to_table().to_pandas()
+    held = df[~df["source"].isin(sim_world.train_tfs)]
+    assert held["source"].nunique() == len(set(sim_world.tfs) - set(sim_world.train_tfs))
+    ratios = {}
+    for name, part in held.groupby("dataset"):
+        y = np.array([(s, t) in sim_world.edges for s, t in zip(part["source"], part["target"])])
+        ratios[name] = auprc_ratio(y, part["score"].to_numpy())
+    assert min(ratios.values()) > 1.3, ratios
+
+
+def test_two_replicas_land_on_distinct_gpus(clean_run):
+    _, result = clean_run
+    by_pid = {r["pid"]: r["gpu_ids"] for r in result.summaries}
+    assert len(by_pid) == 2, by_pid
+    assert sorted(by_pid.values()) == ["0", "1"]
+
+
+def test_killed_replica_is_restarted_and_edges_equal_a_clean_run(clean_run, sim_world, tmp_path,
+                                                                  monkeypatch):
+    clean_out, clean = clean_run
+    marker = tmp_path / "died"
+    monkeypatch.setenv(FAULT_ENV, str(marker))
+    out = tmp_path / "run"
+    result = run_job(_config(sim_world, out), log=lambda _m: None)
+    assert marker.exists(), "the fault was injected"
+    assert result.status == "complete"
+    assert _edge_bytes(out) == _edge_bytes(clean_out)
+
+
+def test_sigkilled_driver_resumes_only_missing_blocks_with_identical_edges(
+        clean_run, ray_session, sim_world, tmp_path):  # noqa: F811
+    clean_out, clean = clean_run
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "atlasgrn.run", sim_world.atlas, "--out", str(out),
+           "--model", sim_world.model_dir, "--translator", sim_world.translator_dir,
+           "--source-block", str(BLOCKS["source_block"]),
+           "--target-block", str(BLOCKS["target_block"]), "--replicas", "1",
+           "--gpus-per-replica", "1", "--cpus-per-replica", "0.5", "--top", "0"]
+    env = dict(os.environ, RAY_ADDRESS=ray_session.get_runtime_context().gcs_address)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if len(list((out / "edges").rglob("*.parquet"))) >= 2:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the job ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    k = len(list((out / "edges").rglob("*.parquet")))
+    assert 2 <= k < clean.blocks_planned
+    assert not (out / "_SUCCESS").exists()
+    result = run_job(_config(sim_world, out, replicas=1), log=lambda _m: None)
+    assert result.status == "complete"
+    attempt = json.loads((out / "manifest.json").read_text())["attempts"][-1]
+    assert attempt["blocks_already_done"] == k
+    assert attempt["blocks_computed"] == clean.blocks_planned - k == result.blocks_computed
+    assert _edge_bytes(out) == _edge_bytes(clean_out)
+    assert (out / "consensus" / "part-00000.parquet").read_bytes() == (
+        clean_out / "consensus" / "part-00000.parquet").read_bytes()
+
+
+def test_output_of_another_run_is_refused_with_exit_2_and_kept(clean_run, sim_world, capsys):
+    from atlasgrn.run import main
+
+    out, _ = clean_run
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    rc = main([sim_world.atlas, "--out", str(out), "--model", sim_world.model_dir,
+               "--translator", sim_world.translator_dir, "--source-block", "7"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert "another run" in err and "--out" in err
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
