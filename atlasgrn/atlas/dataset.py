@@ -90,9 +90,14 @@ class AtlasDataset:
             return node
         return self._read(open_x, self._key("X"))
 
+    @cached_property
+    def _gene_lookup(self) -> dict[str, int]:
+        """Symbol -> column, built once per handle (block reads by symbol reuse it)."""
+        return {g: i for i, g in enumerate(self.genes)}
+
     def gene_index(self, genes: Sequence[str]) -> np.ndarray:
         """Column positions of ``genes``; unknown genes raise naming the first missing one."""
-        lookup = {g: i for i, g in enumerate(self.genes)}
+        lookup = self._gene_lookup
         missing = [g for g in genes if g not in lookup]
         if missing:
             raise AtlasgrnError(f"{len(missing)} gene(s) not in dataset, e.g. '{missing[0]}'",

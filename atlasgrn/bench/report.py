@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..jsonable import to_jsonable
+
 #: Table 1 of the paper (scGPT, AUPRC, balanced test sets), as recovered in method.md §5.
 PAPER_TABLE1: dict[tuple[str, str], dict[str, float]] = {
     ("STRING", "hHEP"): {"pert_origin": 0.496, "attn_origin": 0.507, "pert": 0.586, "emb": 0.732,
@@ -134,7 +136,7 @@ def write_outputs(results: pd.DataFrame, manifest: Mapping[str, Any],
     man = dict(manifest)
     if command:
         man["command"] = command
-    (out / "manifest.json").write_text(json.dumps(man, indent=1, default=_jsonable))
+    (out / "manifest.json").write_text(json.dumps(man, indent=1, default=to_jsonable))
     pngs = write_curves(curves, out)
     (out / "report.md").write_text(render_report(results, man, pngs))
     return {"results": out / "results.parquet", "manifest": out / "manifest.json",
@@ -241,11 +243,3 @@ def _strict_table(summary: pd.DataFrame, dataset: str) -> list[str]:
                       for m in (meth, meth + "@strict")]
             lines.append(f"| {net} TFs+{size} | {meth} | " + " | ".join(cells) + " |")
     return lines
-
-
-def _jsonable(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    return str(obj)

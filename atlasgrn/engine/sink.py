@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, BinaryIO
 
 import fsspec
 import numpy as np
@@ -95,35 +95,27 @@ class RunOutput:
         stores: one PUT, which is atomic there (a multipart upload becomes visible only on
         completion).
         """
+        self._write_atomic(path, lambda fh: pq.write_table(table, fh, compression="zstd"))
+
+    def write_text_atomic(self, path: str, text: str) -> None:
+        """Write a UTF-8 text file (manifest, ``_SUCCESS``) the same all-or-nothing way."""
+        self._write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
+
+    def _write_atomic(self, path: str, write: Callable[[BinaryIO], object]) -> None:
         parent = path.rsplit("/", 1)[0]
         self.fs.makedirs(parent, exist_ok=True)
         if self.local:
             tmp = self._tmp_for(path)
             try:
-                pq.write_table(table, tmp, compression="zstd")
+                with open(tmp, "wb") as fh:
+                    write(fh)
                 os.replace(tmp, path)
             finally:
                 if os.path.exists(tmp):
                     os.remove(tmp)
         else:
             with self.fs.open(path, "wb") as fh:
-                pq.write_table(table, fh, compression="zstd")
-
-    def write_text_atomic(self, path: str, text: str) -> None:
-        parent = path.rsplit("/", 1)[0]
-        self.fs.makedirs(parent, exist_ok=True)
-        if self.local:
-            tmp = self._tmp_for(path)
-            try:
-                with open(tmp, "w", encoding="utf-8") as fh:
-                    fh.write(text)
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
-        else:
-            with self.fs.open(path, "w") as fh:
-                fh.write(text)
+                write(fh)
 
     def read_text(self, path: str) -> str:
         with self.fs.open(path, "r") as fh:

@@ -17,6 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError
+from ..jsonable import to_jsonable
 from .mlp import EdgeMLP
 from .model import KindModel, Translator
 from .normalize import FeatureNormalizer
@@ -51,7 +52,7 @@ def save_translator(translator: Translator, out_dir: str | os.PathLike[str],
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp_w, 0o666 & ~umask)
-    tmp_j.write_text(json.dumps(meta, indent=2, default=_jsonable))
+    tmp_j.write_text(json.dumps(meta, indent=2, default=to_jsonable))
     os.replace(tmp_w, out / WEIGHTS_NAME)
     os.replace(tmp_j, out / JSON_NAME)  # the JSON last: its presence means complete
     return out
@@ -109,11 +110,3 @@ def load_translator_dir(path: str | os.PathLike[str]) -> Translator:
         raise CheckpointError("ensemble names a kind with no weights", path=str(jpath),
                               key="ensemble_kinds", remedy="re-train the translator")
     return Translator(kinds=kinds, ensemble_kinds=ens, provenance=meta.get("provenance", {}))
-
-
-def _jsonable(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    return str(obj)
