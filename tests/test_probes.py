@@ -213,3 +213,36 @@ def test_fd_with_a_bad_step_is_measurably_worse(net32):
         return float((fd - exact)[cross].norm() / exact[cross].norm())
 
     assert err(None) < err(6e-4)
+
+
+# -- precision: probes run fp32 unless bf16 is asked for (models/precision.py) ---------------
+def test_model_autocast_is_the_models_default_but_yields_to_full_precision():
+    from atlasgrn.models.precision import full_precision, wants_model_autocast
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert wants_model_autocast(cuda, True)
+    assert not wants_model_autocast(cuda, False)
+    assert not wants_model_autocast(cpu, True)
+    with full_precision():
+        assert not wants_model_autocast(cuda, True)
+    assert wants_model_autocast(cuda, True)  # restored on exit
+
+
+@pytest.mark.parametrize("probe", ["vvp", "gdt"])
+def test_probe_calls_run_inside_full_precision(linear, probe):
+    """An H100 run showed bf16 VVP features only 0.71-correlated with fp32: probes must opt out."""
+    from atlasgrn.models.precision import wants_model_autocast
+
+    seen: list[bool] = []
+    original = linear.forward
+
+    def recording_forward(ids, values):
+        seen.append(wants_model_autocast(torch.device("cuda"), True))
+        return original(ids, values)
+
+    linear.forward = recording_forward  # instance attribute: nn.Module.__call__ dispatches here
+    try:
+        (vvp if probe == "vvp" else gdt)(linear, CTX, SRC, TGT)
+    finally:
+        del linear.forward
+    assert seen and not any(seen)

@@ -10,6 +10,7 @@ from every output, so callers never see it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+import contextlib
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from .interface import ArchConfig, AttentionImpl, ModelConfig
+from .precision import wants_model_autocast
 from .layers import (CategoryValueEncoder, ContinuousValueEncoder, EncoderLayer, ExprDecoder,
                      GeneEncoder, MVCDecoder)
 
@@ -115,8 +117,10 @@ class ScGPTModel(nn.Module):
 
     # ----------------------------------------------------------------- internals
     def _autocast(self, device: torch.device):
-        enabled = device.type == "cuda" and self.config.arch.autocast_bf16
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+        if not wants_model_autocast(device, self.config.arch.autocast_bf16):
+            # an explicit disabled region would also switch off a caller's outer autocast
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
     def _with_prefix(self, gene_ids: torch.Tensor, values: torch.Tensor
                      ) -> tuple[torch.Tensor, torch.Tensor, int]:

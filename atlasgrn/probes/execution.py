@@ -19,7 +19,7 @@ one batched forward stand for many single-cell forwards.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Literal
 
 import warnings
@@ -29,6 +29,7 @@ import torch.autograd.forward_ad as fwAD
 
 from atlasgrn.errors import AtlasgrnError
 from atlasgrn.models.interface import ArchConfig, GeneModel
+from atlasgrn.models.precision import full_precision
 
 Mode = Literal["forward", "jvp", "backward", "vmap"]
 
@@ -117,7 +118,8 @@ class ProbeRunner(AbstractContextManager["ProbeRunner"]):
     def _precision(self) -> AbstractContextManager[object]:
         if self.autocast:
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        return nullcontext()
+        # fp32 unless asked: VVP features are differences bf16 cannot resolve (models/precision)
+        return full_precision()
 
     def call(self, values: torch.Tensor) -> torch.Tensor:
         """Model output for a batch of cells ``[B, L]`` over the context."""
