@@ -160,3 +160,29 @@ def test_pretrain_and_model_eval_cli(tmp_path: Path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "--resume" in err
     assert open_atlas(str(atlas)).names == ["sim"]
+
+
+def test_prefetched_keeps_order_and_reraises_producer_errors():
+    from atlasgrn.models.pretrain import prefetched
+
+    assert list(prefetched(iter(range(50)), depth=3)) == list(range(50))
+
+    def broken():
+        yield 1
+        raise ValueError("block 7 unreadable")
+
+    stream = prefetched(broken(), depth=2)
+    assert next(stream) == 1
+    with pytest.raises(ValueError, match="block 7"):
+        next(stream)
+
+
+def test_bf16_autocast_applies_on_cuda_only():
+    import torch
+
+    from atlasgrn.models.pretrain import autocast_for
+
+    with autocast_for(torch.device("cpu"), "bf16"):
+        assert not torch.is_autocast_enabled("cpu")
+    with pytest.raises(ValueError, match="precision"):
+        autocast_for(torch.device("cpu"), "fp8")

@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="leave a dataset out of training (repeatable)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="auto: bf16 autocast on CUDA, fp32 on CPU")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.set_defaults(func=run)
 
@@ -58,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
                               val_fraction=args.val_fraction, seed=args.seed),
         train=TrainConfig(steps=args.steps, lr=args.lr, eval_every=args.eval_every,
                           patience=args.patience, seed=args.seed,
+                          precision=_resolve_precision(args.precision, args.device),
                           warmup_steps=min(TrainConfig.warmup_steps, max(args.steps // 10, 1))))
     result = pretrain_atlas(args.atlas, args.out, opts, device=args.device, resume=args.resume,
                             log=lambda line: print(line, flush=True))
@@ -65,3 +68,12 @@ def run(args: argparse.Namespace) -> int:
           f"{result.best_step}{' (early stop)' if result.stopped_early else ''}; model in "
           f"{args.out}")
     return 0
+
+
+def _resolve_precision(precision: str, device: str) -> str:
+    """``auto`` means bf16 autocast where training will run on CUDA, fp32 otherwise."""
+    if precision != "auto":
+        return precision
+    import torch
+
+    return "bf16" if device != "cpu" and torch.cuda.is_available() else "fp32"

@@ -16,10 +16,13 @@ validation loss, patience counter, history and optimizer hyper-parameters in
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +58,9 @@ class TrainConfig:
     min_improvement: float = 1e-3  # relative improvement that resets patience
     log_every: int = 50
     seed: int = 0
+    # "bf16" runs forward/backward under CUDA autocast (weights and optimizer stay fp32);
+    # on a GPU that is ~2x the throughput for the same loss curve. Ignored on CPU.
+    precision: str = "fp32"
 
 
 @dataclass
@@ -67,6 +73,15 @@ class TrainResult:
 
 
 # ----------------------------------------------------------------------------- masking & loss
+def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when asked; a no-op elsewhere (CPU bf16 is slower, not faster)."""
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16', not {precision!r}")
+    if precision == "bf16" and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def as_tensors(batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     ids, vals = batch
     ids = torch.as_tensor(np.asarray(ids) if not torch.is_tensor(ids) else ids).long()
@@ -95,7 +110,7 @@ def reconstruction_loss(model: ScGPTModel, ids: torch.Tensor, vals: torch.Tensor
     inputs = vals.masked_fill(mask, v.mask_value)
     inputs = inputs.masked_fill(ids == a.pad_id, v.pad_value)
     pred = model(ids, inputs)
-    sq = (pred - vals) ** 2
+    sq = (pred.float() - vals) ** 2
     unmasked = (ids != a.pad_id) & ~mask
     masked_mse = sq[mask].mean() if mask.any() else sq.new_zeros(())
     unmasked_mse = sq[unmasked].mean() if unmasked.any() else sq.new_zeros(())
@@ -116,13 +131,54 @@ def validation_loss(model: ScGPTModel, batches: Sequence[Batch], cfg: TrainConfi
         ids, vals = as_tensors(batch, model.device)
         mask = choose_mask(ids, model.config.arch.pad_id,
                            cfg.mask_ratios[i % len(cfg.mask_ratios)], gen)
-        _, m, u = reconstruction_loss(model, ids, vals, mask, cfg.unmasked_weight)
+        with autocast_for(model.device, cfg.precision):
+            _, m, u = reconstruction_loss(model, ids, vals, mask, cfg.unmasked_weight)
         tot_m += m
         tot_u += u
         n += 1
     model.train(was_training)
     n = max(n, 1)
     return {"val_masked_mse": tot_m / n, "val_unmasked_mse": tot_u / n}
+
+
+def prefetched(batches: Iterable[Batch], depth: int = 8) -> Iterator[Batch]:
+    """Yield ``batches`` in order while a daemon thread builds the next ``depth`` ahead.
+
+    Why: on a GPU the sampler (numpy, block reads) and the training step are similar in cost;
+    overlapping them nearly doubles throughput. Order is unchanged, so runs stay deterministic.
+    An exception in the producer is re-raised here, at the point the failed batch is needed.
+    """
+    buf: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in batches:
+                while not stop.is_set():
+                    try:
+                        buf.put(("ok", item), timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buf.put(("ok", done))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            buf.put(("err", exc))
+
+    thread = threading.Thread(target=produce, name="batch-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, item = buf.get()
+            if kind == "err":
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -202,7 +258,7 @@ def make_optimizer(model: ScGPTModel, cfg: TrainConfig) -> torch.optim.AdamW:
         (no_decay if p.dim() < 2 or "norm" in name else decay).append(p)
     return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                               {"params": no_decay, "weight_decay": 0.0}],
-                             lr=cfg.lr, foreach=False)
+                             lr=cfg.lr)
 
 
 def train(model: ScGPTModel, batches_from: Callable[[int], Iterable[Batch]],
@@ -255,14 +311,15 @@ def train(model: ScGPTModel, batches_from: Callable[[int], Iterable[Batch]],
         evaluate_and_save()
     model.train()
     t0, window = time.perf_counter(), []
-    stream: Iterator[Batch] = iter(batches_from(step))
+    stream = prefetched(batches_from(step))
     while step < cfg.steps:
         ids, vals = as_tensors(next(stream), model.device)
         ratio = float(cfg.mask_ratios[int(rng.integers(len(cfg.mask_ratios)))])
         mask = choose_mask(ids, pad_id, ratio, mask_gen)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        loss, m, u = reconstruction_loss(model, ids, vals, mask, cfg.unmasked_weight)
+        with autocast_for(model.device, cfg.precision):
+            loss, m, u = reconstruction_loss(model, ids, vals, mask, cfg.unmasked_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -284,6 +341,7 @@ def train(model: ScGPTModel, batches_from: Callable[[int], Iterable[Batch]],
                     f"{cfg.patience} evaluations")
                 break
             model.train()
+    stream.close()  # stops the prefetch thread (early stop leaves batches unconsumed)
     model.eval()
     return TrainResult(step=step, best_val=best_val, best_step=best_step,
                        stopped_early=stopped_early, history=history)
