@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cache", default=None)
+    p.add_argument("--context-len", type=int, default=256,
+                   help="probe context (genes per virtual cell); 256 keeps CPU probing of the "
+                        "engine's default fast, the model itself was trained up to 1,600")
     args = p.parse_args(argv)
 
     from atlasgrn.bench.genelink import load_network_set
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd += ["--model", args.model]
     if args.cache:
         cmd += ["--cache", args.cache]
+    cmd += ["--context-len", str(args.context_len)]
     t0 = time.perf_counter()
     rc = cli(cmd)
     if rc == 0:
