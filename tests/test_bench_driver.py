@@ -188,3 +188,15 @@ def test_without_protocol_c_only_needed_pairs_are_probed_and_a_is_unchanged(
     both = part[part.protocol == "A"].merge(full, on=key)
     assert len(both) == (part.protocol == "A").sum()
     np.testing.assert_allclose(both.value_x, both.value_y, rtol=1e-9)
+
+
+def test_leakage_matches_atlas_dataset_names_to_genelink_names() -> None:
+    from atlasgrn.bench.genelink import pretraining_matches
+
+    atlas = ["beeline_hHEP_TFs1000", "beeline_mHSC-E_TRN209", "beeline_mHSC-GM_TFs500", "mDC",
+             "pbmc4k_2170cells"]
+    assert pretraining_matches("hHEP", atlas) == ["beeline_hHEP_TFs1000"]
+    assert pretraining_matches("mHSC-E", atlas) == ["beeline_mHSC-E_TRN209"]
+    assert pretraining_matches("mdc", atlas) == ["mDC"]
+    assert pretraining_matches("mHSC", atlas) == []   # a token, not a substring
+    assert pretraining_matches("hESC", atlas) == []

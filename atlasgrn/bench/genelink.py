@@ -249,3 +249,16 @@ def plan_transfers(sets: Sequence[NetworkSet], train_dataset: str = "hESC",
         if tests:
             plans.append(Transfer(train=train, tests=tests))
     return plans
+
+
+def pretraining_matches(dataset: str, pretraining_names: Sequence[str]) -> list[str]:
+    """The pre-training atlas datasets that hold ``dataset``'s cells (GENELink name, e.g. "hHEP").
+
+    Atlas names carry the source and gene set ("beeline_hHEP_TFs1000", "beeline_mHSC-E_TRN209"),
+    so a name matches when one of its "_"-separated tokens equals the GENELink name (case-blind);
+    an exact name matches too. Why: the leakage statement must not call a dataset unseen just
+    because the atlas spelled it differently.
+    """
+    want = dataset.lower()
+    return [n for n in pretraining_names
+            if n.lower() == want or want in (t.lower() for t in n.split("_"))]

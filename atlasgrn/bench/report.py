@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..jsonable import to_jsonable
+from .genelink import pretraining_matches
 
 #: Table 1 of the paper (scGPT, AUPRC, balanced test sets), as recovered in method.md §5.
 PAPER_TABLE1: dict[tuple[str, str], dict[str, float]] = {
@@ -184,7 +185,9 @@ def render_report(results: pd.DataFrame, manifest: Mapping[str, Any],
               f"The frozen model's provenance lists these pre-training datasets: "
               f"{', '.join(sorted(seen)) or '(none recorded)'}."]
     for ds in tested:
-        lines.append(f"- {ds}: {'**cells seen in pre-training**' if ds in seen else 'unseen'}")
+        hits = pretraining_matches(ds, sorted(seen))
+        lines.append(f"- {ds}: " + (f"**cells seen in pre-training** ({', '.join(hits)})"
+                                    if hits else "unseen"))
     strict = manifest.get("strict")
     if strict:
         lines += ["", f"Strict variant: `{strict.get('path')}` was pre-trained without "

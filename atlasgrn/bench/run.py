@@ -47,7 +47,7 @@ from ..translator.features import (CacheStats, FeatureSettings, FeatureTable, co
                                    model_digest, torch_threads)
 from .baselines import (degree_prior, mutual_information_matrix, pearson_matrix, random_scores,
                         spearman_matrix, target_is_tf, tree_importance_matrix)
-from .genelink import NetworkSet, discover, plan_transfers
+from .genelink import NetworkSet, discover, plan_transfers, pretraining_matches
 from .metrics import RESULT_COLUMNS, evaluate, pr_curve
 from .splits import PROTOCOLS, PairSet, build_protocols, training_pairs
 
@@ -551,7 +551,7 @@ def _manifest(cfg: BenchConfig, run: _Run, sets: Sequence[NetworkSet], transfers
                           "digest": model_digest(run.strict_model),
                           "seen_datasets": _seen_datasets(run.strict_model),
                           "excluded": sprov.get("excluded_datasets", [])}
-        if cfg.strict_dataset in info["strict"]["seen_datasets"]:
+        if pretraining_matches(str(cfg.strict_dataset), info["strict"]["seen_datasets"]):
             run.notes.append(f"WARNING: the strict model's provenance lists "
                              f"{cfg.strict_dataset} among its pre-training datasets")
     return info
