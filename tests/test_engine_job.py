@@ -105,6 +105,19 @@ def test_killed_replica_is_restarted_and_edges_equal_a_clean_run(clean_run, sim_
     assert _edge_bytes(out) == _edge_bytes(clean_out)
 
 
+def test_replicas_holding_every_cpu_still_complete_with_identical_edges(clean_run, sim_world,
+                                                                       tmp_path):
+    # 2 replicas x 1 CPU on the 2-CPU session cluster: the read tasks must not need a CPU,
+    # or they are never scheduled and the job hangs (it did, before reads reserved 0 CPUs).
+    clean_out, _ = clean_run
+    out = tmp_path / "run"
+    result = run_job(_config(sim_world, out, gpus_per_replica=0.0, cpus_per_replica=1.0),
+                     log=lambda _m: None)
+    assert result.status == "complete"
+    assert len({r["pid"] for r in result.summaries}) == 2
+    assert _edge_bytes(out) == _edge_bytes(clean_out)
+
+
 def test_sigkilled_driver_resumes_only_missing_blocks_with_identical_edges(
         clean_run, ray_session, sim_world, tmp_path):  # noqa: F811
     clean_out, clean = clean_run

@@ -210,7 +210,10 @@ def _run_round(prep: Prepared, specs: list[BlockSpec], gpus: float, progress: Pr
                              prep.vocab, prep.settings.background == "profile",
                              prep.settings.context_len)
     n_read = cfg.read_tasks or min(len(specs), max(4, 4 * cfg.replicas), 256)
-    ds = ray.data.read_datasource(source, override_num_blocks=n_read, num_cpus=0.1)
+    # Read tasks reserve no CPU: they only fetch block descriptors and a background profile.
+    # With any CPU reservation, replicas that claim every CPU (2 x 1 CPU on a 2-core machine)
+    # leave the reads unschedulable and the pipeline waits forever (seen in bench_engine.py).
+    ds = ray.data.read_datasource(source, override_num_blocks=n_read, num_cpus=0)
     ds = ds.map_batches(
         BlockScorer, batch_size=1, compute=ActorPoolStrategy(size=cfg.replicas),
         num_gpus=gpus if gpus > 0 else None, num_cpus=cfg.cpus_per_replica,
