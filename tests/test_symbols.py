@@ -94,3 +94,25 @@ def test_scgpt_vocab_maps_upper_cased_mouse_and_capitalised_mouse_symbols_equall
     assert np.array_equal(mu.ids, mc.ids)
     assert mu.n_exact == 4 and mc.n_exact == 0 and mc.n_case_insensitive == 4
     assert mc.ids[-1] == -1
+
+
+def test_model_layer_and_ingest_report_resolve_every_name_to_the_same_vocabulary_entry():
+    """One rule for both layers: a gene must not get one token in the report and another in edges."""
+    from atlasgrn.models.vocab import canonical_symbols, map_genes
+
+    # "Abc" ties between two entries sharing an upper-cased key; dict order must not decide.
+    vocab = {"ABC": 4, "abc": 2, "SOX2": 5, "ENSG00000141510": 8, "<pad>": 0}
+    names = ["Abc", "ABC", "sox2", " SOX2 ", "ENSG00000141510.16", "Gm12345", ""]
+    report = map_to_vocab(names, vocab).ids.tolist()
+    assert report == [2, 4, 5, 5, 8, -1, -1]
+    assert map_genes(vocab, names).tolist() == report
+    reversed_vocab = dict(reversed(list(vocab.items())))
+    assert canonical_symbols(reversed_vocab, names) == ["abc", "ABC", "SOX2", "SOX2",
+                                                        "ENSG00000141510", None, None]
+
+
+def test_gene_names_never_resolve_to_special_tokens_in_the_model_layer():
+    from atlasgrn.models.vocab import map_genes
+
+    assert map_genes({"<pad>": 0, "<cls>": 1, "GATA1": 2}, ["<pad>", "<cls>", "GATA1"]).tolist() \
+        == [-1, -1, 2]

@@ -5,17 +5,11 @@ Why this exists: the same gene reaches us as ``ENSG00000141510.16``, ``" TP53 "`
 vocabulary. Everything here is pure numpy/pandas so it can be tested, and reused by the model
 layer, without touching a store.
 
-Rules (documented in one place):
+The normalisation and matching rule itself lives in :mod:`atlasgrn.gene_symbols`, shared with the
+model layer so a gene gets the same vocabulary entry in the ingest report and in the edges. This
+module adds what only ingest needs:
 
-* :func:`normalize_symbol` strips surrounding whitespace and the version suffix of Ensembl-style
-  ids (``ENSG00000141510.16`` -> ``ENSG00000141510``). It does **not** change case: the atlas
-  stores symbols as the source spells them (design §3.1), because upper-casing would corrupt real
-  human symbols such as ``C9orf152``.
-* Case is handled at matching time (:func:`map_to_vocab`): an exact match wins; otherwise the
-  upper-cased symbol is looked up among the upper-cased vocabulary. For human data this only
-  repairs case typos. For mouse data it is the documented ortholog shortcut: a mouse symbol
-  (``Sox2``) maps to the human symbol with the same letters (``SOX2``), which holds for most
-  one-to-one orthologs and fails (stays unmapped) for mouse-only genes such as ``Gm12345``.
+* :func:`map_to_vocab` counts exact and case-insensitive matches for the ingest report.
 * Duplicates are reported by :func:`find_duplicates`; :func:`dedupe_index` gives the column
   grouping used to merge them (the ingest layer sums them; see ``atlasgrn.atlas.ingest.genes``).
 """
@@ -24,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -32,34 +25,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AtlasgrnError
+from ..gene_symbols import VocabMatcher, match_key, normalize_symbol, normalize_symbols
 
-#: Ensembl stable ids with a version: ENSG/ENST/ENSP and species prefixes (ENSMUSG, ...).
-_ENSEMBL_VERSIONED = re.compile(r"^(ENS[A-Z]*[GTPE]\d{6,})\.\d+$")
-_BLANK = {"", "nan", "none", "na", "null"}
-
-
-def normalize_symbol(name: object) -> str:
-    """One gene name as stored: stripped, Ensembl version removed; '' when there is none."""
-    if name is None or (isinstance(name, float) and np.isnan(name)):
-        return ""
-    if isinstance(name, bytes):
-        name = name.decode("utf-8", errors="replace")
-    text = str(name).strip()
-    if text.lower() in _BLANK:
-        return ""
-    m = _ENSEMBL_VERSIONED.match(text)
-    return m.group(1) if m else text
-
-
-def normalize_symbols(names: Iterable[object]) -> np.ndarray:
-    """Vectorised :func:`normalize_symbol`; returns an object array of str ('' = no name)."""
-    return np.asarray([normalize_symbol(n) for n in names], dtype=object)
-
-
-def match_key(name: str) -> str:
-    """The case-folded key used for case-insensitive and mouse-to-human matching."""
-    return name.upper()
-
+__all__ = ["VocabMapping", "dedupe_index", "find_duplicates", "load_vocab", "map_to_vocab",
+           "match_key", "normalize_symbol", "normalize_symbols"]
 
 def find_duplicates(names: Sequence[str]) -> dict[str, list[int]]:
     """Every name that occurs more than once, with all its positions (first-seen order)."""
@@ -121,29 +90,24 @@ def map_to_vocab(genes: Sequence[str], vocab: Mapping[str, int], *, n_examples: 
     When several vocabulary entries share an upper-cased key, the one with the smallest id wins
     (deterministic whatever the dict order).
     """
-    by_key: dict[str, tuple[int, str]] = {}
-    for sym, tok in vocab.items():
-        key = match_key(sym)
-        if key not in by_key or int(tok) < by_key[key][0]:
-            by_key[key] = (int(tok), sym)
+    matcher = VocabMatcher(vocab)
     ids = np.full(len(genes), -1, dtype=np.int64)
     n_exact = n_case = 0
     unmapped: list[str] = []
     case_ex: list[tuple[str, str]] = []
     for i, g in enumerate(genes):
-        g = normalize_symbol(g)
-        if g in vocab:
-            ids[i] = int(vocab[g])
-            n_exact += 1
+        key, exact = matcher.match(g)
+        if key is None:
+            if len(unmapped) < n_examples:
+                unmapped.append(normalize_symbol(g))
             continue
-        hit = by_key.get(match_key(g))
-        if hit is not None:
-            ids[i] = hit[0]
+        ids[i] = int(vocab[key])
+        if exact:
+            n_exact += 1
+        else:
             n_case += 1
             if len(case_ex) < n_examples:
-                case_ex.append((g, hit[1]))
-        elif len(unmapped) < n_examples:
-            unmapped.append(g)
+                case_ex.append((normalize_symbol(g), key))
     return VocabMapping(n_genes=len(genes), n_exact=n_exact, n_case_insensitive=n_case, ids=ids,
                         unmapped_examples=tuple(unmapped), case_mapped_examples=tuple(case_ex))
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckpointError
+from ..gene_symbols import VocabMatcher
 
 PAD_TOKEN = "<pad>"
 CLS_TOKEN = "<cls>"
@@ -82,18 +83,13 @@ def vocab_digest(vocab: Mapping[str, int]) -> str:
 
 
 def canonical_symbols(vocab: Mapping[str, int], symbols: Sequence[str]) -> list[str | None]:
-    """The vocabulary key each symbol maps to (exact, else upper-case), or None if unknown."""
-    upper: dict[str, str] = {}
-    for key in vocab:
-        upper.setdefault(key.upper(), key)
-    out: list[str | None] = []
-    for s in symbols:
-        s = str(s)
-        if s in vocab:
-            out.append(s)
-        else:
-            out.append(upper.get(s.upper()))
-    return out
+    """The vocabulary key each symbol maps to, or None if unknown.
+
+    The rule (normalise, exact, else upper-case with the smallest id winning ties) is the one in
+    :mod:`atlasgrn.gene_symbols`, shared with the atlas ingest report.
+    """
+    matcher = VocabMatcher(vocab)
+    return [matcher.match(s)[0] for s in symbols]
 
 
 def map_genes(vocab: Mapping[str, int], symbols: Sequence[str]) -> np.ndarray:
