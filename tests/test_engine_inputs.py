@@ -140,3 +140,25 @@ def test_translator_bundled_absent_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(bundled, "bundled_translator_dir", lambda: tmp_path / "missing")
     with pytest.raises(AtlasgrnError, match="--translator"):
         atlasgrn.load_translator()
+
+
+def test_the_job_probes_with_the_settings_the_bundled_translator_was_trained_with():
+    """No train/serve skew: `train-translator` records its feature settings under
+    provenance["features"]; the job must take background, context and grids from there."""
+    import atlasgrn
+    from atlasgrn.engine.config import RunConfig
+    from atlasgrn.engine.scoring import resolve_probe_settings
+
+    translator = atlasgrn.load_translator()
+    trained = translator.provenance["features"]
+    model_config = atlasgrn.load_model().config
+    got = resolve_probe_settings(RunConfig(atlas="a.zarr", out="o"), model_config, translator)
+    assert got.background == trained["background"] == model_config.values.background
+    assert got.context_len == trained["context_len"]
+    assert list(got.vvp_grid) == trained["vvp_grid"]
+    assert list(got.gdt_levels) == trained["gdt_levels"]
+    assert got.kinds == ("vvp", "gdt_uniform")
+    # an explicit option still wins over the record
+    override = resolve_probe_settings(RunConfig(atlas="a.zarr", out="o", background="profile"),
+                                      model_config, translator)
+    assert override.background == "profile"

@@ -42,8 +42,15 @@ class BlockFeatures:
 def resolve_probe_settings(config: RunConfig, model_config: ModelConfig,
                            translator: Translator) -> ProbeSettings:
     """Settings every block is probed with: explicit options, else the translator's recorded
-    ``provenance["probe"]``, else the model's defaults; checked against the translator's dims."""
-    rec = dict(translator.provenance.get("probe", {}) or {})
+    ``provenance["probe"]``, else the model's defaults; checked against the translator's dims.
+
+    ``atlasgrn train-translator`` records the settings its features were computed with under
+    ``provenance["features"]`` (same keys); those are read too, because scoring with any other
+    background or context than the translator saw in training would shift every feature it
+    scores (the bundled translator was trained with the scalar background, not the profile).
+    """
+    prov = translator.provenance
+    rec = dict(prov.get("probe") or prov.get("features") or {})
     space = model_config.values
     kinds = tuple(k for k in ENGINE_KINDS if k in translator.ensemble_kinds)
     unusable = [k for k in translator.ensemble_kinds if k not in ENGINE_KINDS]
