@@ -19,18 +19,40 @@ import time
 from pathlib import Path
 
 
-def _run(atlas: str, out: str, replicas: int, args) -> dict:
-    import ray
-
+def _config(atlas: str, out: str, replicas: int, args):
     from atlasgrn.engine.config import RunConfig
-    from atlasgrn.engine.job import run_job
 
-    cfg = RunConfig(atlas=atlas, out=out, model=args.model, translator=args.translator,
+    return RunConfig(atlas=atlas, out=out, model=args.model, translator=args.translator,
                     datasets=tuple(args.datasets.split(",")) if args.datasets else None,
                     source_block=args.source_block, target_block=args.target_block,
                     max_regulators=args.max_regulators, replicas=replicas,
                     gpus_per_replica=0, cpus_per_replica=1,
                     progress_every_s=1e9)
+
+
+def _plan_estimate(atlas: str, out: str, args) -> tuple[float, int]:
+    """``--plan``'s estimate (replica-seconds, pairs) for the same run, calibrated in this
+    process with one torch thread, as a 1-CPU replica runs."""
+    import torch
+
+    from atlasgrn.engine.estimate import estimate
+    from atlasgrn.engine.job import prepare
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        est = estimate(prepare(_config(atlas, out, 1, args)))
+    finally:
+        torch.set_num_threads(threads)
+    return est.replica_hours * 3600, est.pairs
+
+
+def _run(atlas: str, out: str, replicas: int, args) -> dict:
+    import ray
+
+    from atlasgrn.engine.job import run_job
+
+    cfg = _config(atlas, out, replicas, args)
     t0 = time.perf_counter()
     res = run_job(cfg, log=lambda _m: None)
     wall = time.perf_counter() - t0
@@ -41,7 +63,8 @@ def _run(atlas: str, out: str, replicas: int, args) -> dict:
     del ray
     return {"replicas": replicas, "wall_s": wall, "pairs": pairs, "pairs_per_s": pairs / wall,
             "outside_probes": 1 - probe / max(busy, 1e-9),
-            "wall_outside_probes": 1 - probe / (replicas * wall), "blocks": len(ok)}
+            "wall_outside_probes": 1 - probe / (replicas * wall), "blocks": len(ok),
+            "probe_pairs_per_s": pairs / max(probe, 1e-9)}
 
 
 def main() -> None:
@@ -67,16 +90,31 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in (1, 2):
             rows.append(_run(atlas, str(Path(tmp) / f"r{n}"), n, args))
+        # measured before the estimate below loads a model into this process
+        driver_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        plan_s, plan_pairs = _plan_estimate(atlas, str(Path(tmp) / "plan"), args)
     ray.shutdown()
     for r in rows:
         print(f"replicas={r['replicas']}: {r['blocks']} blocks, {r['pairs']:,} pairs in "
               f"{r['wall_s']:.1f}s = {r['pairs_per_s']:,.0f} pairs/s end to end; "
-              f"{r['outside_probes']:.0%} of replica busy time and "
+              f"{r['outside_probes']:.1%} of replica busy time and "
               f"{r['wall_outside_probes']:.0%} of replica wall time (start-up, reads, "
               f"translator, writes, idling) outside the probes")
     eff = rows[1]["pairs_per_s"] / (2 * rows[0]["pairs_per_s"])
     print(f"parallel efficiency (2 replicas vs 1): {eff:.0%}")
-    print(f"peak driver RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    # Efficiency splits into two factors: how fast each replica's probes run when replicas share
+    # the machine (contention for cores and memory bandwidth, not the engine's doing), and how
+    # much of each replica's wall time is spent in probes (start-up, scheduling, tail idling).
+    speed = rows[1]["probe_pairs_per_s"] / rows[0]["probe_pairs_per_s"]
+    util = (1 - rows[1]["wall_outside_probes"]) / (1 - rows[0]["wall_outside_probes"])
+    print(f"  = per-replica probe speed ratio {speed:.2f} (pairs per probe-second: "
+          f"{rows[0]['probe_pairs_per_s']:,.0f} alone, {rows[1]['probe_pairs_per_s']:,.0f} "
+          f"side by side) x probe-utilisation ratio {util:.2f}")
+    busy1 = rows[0]["pairs"] / rows[0]["probe_pairs_per_s"]
+    print(f"--plan for this run: {plan_pairs:,} pairs, {plan_s:.0f} replica-seconds estimated "
+          f"from one block; measured with 1 replica: {rows[0]['wall_s']:.0f}s wall, "
+          f"{busy1:.0f}s in probes (estimate / wall = {plan_s / rows[0]['wall_s']:.2f})")
+    print(f"peak driver RSS during the runs: {driver_rss:.0f} MiB")
 
     if args.skip_plan:
         return

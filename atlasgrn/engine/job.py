@@ -213,7 +213,12 @@ def _run_round(prep: Prepared, specs: list[BlockSpec], gpus: float, progress: Pr
     # Read tasks reserve no CPU: they only fetch block descriptors and a background profile.
     # With any CPU reservation, replicas that claim every CPU (2 x 1 CPU on a 2-core machine)
     # leave the reads unschedulable and the pipeline waits forever (seen in bench_engine.py).
-    ds = ray.data.read_datasource(source, override_num_blocks=n_read, num_cpus=0)
+    # Without a CPU reservation nothing bounds how many read tasks run at once, and Ray starts
+    # a worker process (imports and all) for each: a burst of CPU that steals from the replicas
+    # on a small machine. A few concurrent readers keep far ahead of the replicas, since a read
+    # is a descriptor plus a memoised profile and a block is seconds of probes.
+    ds = ray.data.read_datasource(source, override_num_blocks=n_read, num_cpus=0,
+                                  concurrency=min(n_read, max(2, cfg.replicas // 4)))
     ds = ds.map_batches(
         BlockScorer, batch_size=1, compute=ActorPoolStrategy(size=cfg.replicas),
         num_gpus=gpus if gpus > 0 else None, num_cpus=cfg.cpus_per_replica,
