@@ -48,8 +48,6 @@ def _plan_estimate(atlas: str, out: str, args) -> tuple[float, int]:
 
 
 def _run(atlas: str, out: str, replicas: int, args) -> dict:
-    import ray
-
     from atlasgrn.engine.job import run_job
 
     cfg = _config(atlas, out, replicas, args)
@@ -60,7 +58,6 @@ def _run(atlas: str, out: str, replicas: int, args) -> dict:
     pairs = sum(int(r["pairs"]) for r in ok)
     busy = sum(float(r["seconds"]) for r in ok)
     probe = sum(float(r["probe_seconds"]) for r in ok)
-    del ray
     return {"replicas": replicas, "wall_s": wall, "pairs": pairs, "pairs_per_s": pairs / wall,
             "outside_probes": 1 - probe / max(busy, 1e-9),
             "wall_outside_probes": 1 - probe / (replicas * wall), "blocks": len(ok),

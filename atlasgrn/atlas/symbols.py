@@ -2,8 +2,7 @@
 
 Why this exists: the same gene reaches us as ``ENSG00000141510.16``, ``" TP53 "``, ``Tp53`` or
 ``TP53`` depending on the source, and a foundation model only knows the spellings in its
-vocabulary. Everything here is pure numpy/pandas so it can be tested, and reused by the model
-layer, without touching a store.
+vocabulary. Everything here is pure numpy/pandas so it can be tested without touching a store.
 
 The normalisation and matching rule itself lives in :mod:`atlasgrn.gene_symbols`, shared with the
 model layer so a gene gets the same vocabulary entry in the ingest report and in the edges. This
@@ -18,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
