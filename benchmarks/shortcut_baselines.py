@@ -16,9 +16,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from atlasgrn.bench import (auroc, average_precision, build_protocols, degree_prior, discover,
-                            pearson_matrix, plan_transfers, random_scores, target_is_tf,
-                            training_pairs)
+from atlasgrn.bench import (
+    auroc,
+    average_precision,
+    build_protocols,
+    degree_prior,
+    discover,
+    pearson_matrix,
+    plan_transfers,
+    random_scores,
+    target_is_tf,
+    training_pairs,
+)
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "beeline_genelink"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -36,6 +37,17 @@ def test_save_load_round_trip_gives_identical_outputs(saved: Path):
     assert loaded.vocab == original.vocab and loaded.config == original.config
     assert sorted(p.name for p in saved.iterdir()) == ["config.json", "model.safetensors",
                                                        "vocab.json"]
+
+
+def test_checkpoint_files_are_shareable_and_resaving_leaves_no_temporary_files(saved: Path):
+    umask = os.umask(0)
+    os.umask(umask)
+    for f in saved.iterdir():  # what open() gives a new file, not the 0600 of a temporary file
+        assert f.stat().st_mode & 0o777 == 0o666 & ~umask, f.name
+    save_model(tiny_model(1), saved)
+    assert sorted(p.name for p in saved.iterdir()) == ["config.json", "model.safetensors",
+                                                       "vocab.json"]
+    assert load_model(saved).config == tiny_model(1).config
 
 
 def test_bundled_default_model_loads_via_package_api():

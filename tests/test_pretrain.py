@@ -13,9 +13,20 @@ import torch
 from atlasgrn.atlas import open_atlas
 from atlasgrn.cli import main
 from atlasgrn.models import load_model
-from atlasgrn.models.pretrain import TrainConfig, choose_mask
 from atlasgrn.models.values import to_model_space
-from atlasgrn.pretraining import PretrainOptions, SamplerConfig, evaluate_model, pretrain_atlas
+from atlasgrn.pretraining import (
+    PretrainOptions,
+    SamplerConfig,
+    evaluate_model,
+    pretrain_atlas,
+)
+from atlasgrn.pretraining.loop import (
+    TrainConfig,
+    autocast_for,
+    choose_mask,
+    prefetched,
+    resolve_precision,
+)
 from atlasgrn.pretraining.run import open_training_datasets
 from atlasgrn.pretraining.sampler import TrainBatches, holdout_mask, sample_genes
 from tests.test_model_support import beeline_atlas, simulated_atlas
@@ -109,6 +120,8 @@ def test_short_pretraining_lowers_heldout_masked_mse(tmp_path: Path, source: str
     model = load_model(tmp_path / "m")
     assert model.config.provenance["normalisation"]["kind"] == "log1p_cp10k"
     assert model.config.provenance["vocabulary"]["ids"] == "compact"
+    # TrainConfig's default precision "auto" is recorded as what ran: fp32 on CPU
+    assert model.config.provenance["training"]["train_config"]["precision"] == "fp32"
     report = evaluate_model(model, str(atlas), n_cells=48, lengths=(16,))
     assert report and report[0].masked_mse_model < 0.7 * first
     assert 16 in report[0].mse_by_length and report[0].unmasked_mse >= 0
@@ -163,8 +176,6 @@ def test_pretrain_and_model_eval_cli(tmp_path: Path, capsys):
 
 
 def test_prefetched_keeps_order_and_reraises_producer_errors():
-    from atlasgrn.models.pretrain import prefetched
-
     assert list(prefetched(iter(range(50)), depth=3)) == list(range(50))
 
     def broken():
@@ -178,11 +189,18 @@ def test_prefetched_keeps_order_and_reraises_producer_errors():
 
 
 def test_bf16_autocast_applies_on_cuda_only():
-    import torch
-
-    from atlasgrn.models.pretrain import autocast_for
-
     with autocast_for(torch.device("cpu"), "bf16"):
         assert not torch.is_autocast_enabled("cpu")
     with pytest.raises(ValueError, match="precision"):
         autocast_for(torch.device("cpu"), "fp8")
+
+
+def test_auto_precision_is_bf16_on_cuda_and_fp32_elsewhere():
+    assert TrainConfig().precision == "auto"
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert resolve_precision("auto", torch.device("cuda")) == "bf16"
+    assert resolve_precision("fp32", torch.device("cuda")) == "fp32"
+    with autocast_for(torch.device("cpu"), "auto"):
+        assert not torch.is_autocast_enabled("cpu")
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("fp16", torch.device("cpu"))

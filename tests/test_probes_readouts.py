@@ -8,8 +8,18 @@ import pytest
 import torch
 
 from atlasgrn.errors import AtlasgrnError
-from atlasgrn.probes import (attention, block_context, embedding_pairs, gdt, mask_self_pairs,
-                             not_expressed_value, pert_origin, self_pair_mask, vvp)
+from atlasgrn.models.testing import tiny_model
+from atlasgrn.probes import (
+    attention,
+    block_context,
+    embedding_pairs,
+    gdt,
+    mask_self_pairs,
+    not_expressed_value,
+    pert_origin,
+    self_pair_mask,
+    vvp,
+)
 from atlasgrn.probes.reference import gdt_naive, pert_origin_naive, vvp_naive
 from tests.probe_models import LinearGeneModel, ProbeTransformer
 
@@ -187,15 +197,9 @@ def test_a_pairs_features_do_not_depend_on_the_order_of_the_context(net):
 
 
 # -- the real model (atlasgrn.models) ---------------------------------------------------------
-def _tiny_model(**kwargs):
-    testing = pytest.importorskip("atlasgrn.models.testing",
-                                  reason="atlasgrn.models.testing.tiny_model is not available yet")
-    return testing.tiny_model(**kwargs)
-
-
 @pytest.mark.parametrize("with_cls", [False, True])
 def test_probes_on_the_real_tiny_model_equal_the_naive_reference(with_cls):
-    model = _tiny_model(seed=0, with_cls=with_cls)
+    model = tiny_model(seed=0, with_cls=with_cls)
     ctx, src, tgt, lev = list(range(1, 21)), [3, 8], [8, 2, 17], [0.5, 2.0, 5.0]
     for reading in ("uniform", "source"):
         fast = gdt(model, ctx, src, tgt, lev, reading=reading)

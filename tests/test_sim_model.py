@@ -10,7 +10,12 @@ import scipy.sparse as sp
 
 from atlasgrn.sim.grn import build_grn, n_masters_for
 from atlasgrn.sim.kinetics import plan_kinetics, steady_state
-from atlasgrn.sim.sample import RNG_UNIT_CELLS, make_context, make_state_pool, sample_unit
+from atlasgrn.sim.sample import (
+    RNG_UNIT_CELLS,
+    make_context,
+    make_state_pool,
+    sample_unit,
+)
 from atlasgrn.sim.simulate import _rng
 from atlasgrn.sim.symbols import human_genes, simulation_pools, transcription_factors
 

@@ -1,8 +1,16 @@
 """The Zarr atlas layer: layout, lazy block reads with retries, streaming writes, ingest."""
 
-from .dataset import AtlasDataset, GeneStats
-from .opened import Atlas, open_atlas
-from .store import DatasetInfo
-from .writer import DatasetWriter
+from __future__ import annotations
 
-__all__ = ["Atlas", "AtlasDataset", "DatasetInfo", "DatasetWriter", "GeneStats", "open_atlas"]
+from ..lazy import lazy_exports
+
+_EXPORTS = {
+    "Atlas": ".opened",
+    "AtlasDataset": ".dataset",
+    "DatasetInfo": ".store",
+    "DatasetWriter": ".writer",
+    "GeneStats": ".dataset",
+    "open_atlas": ".opened",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

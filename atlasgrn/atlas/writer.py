@@ -3,7 +3,8 @@
 Cells arrive in blocks (from a backed h5ad, a CSV reader, or the simulator) and are appended to
 an anndata-encoded CSR matrix, so a dataset of any size is written with memory bounded by one
 block. Publication is atomic per dataset: on a local store the dataset is built under a hidden
-temporary name and renamed into place; on any store it becomes visible only when its name is
+temporary name (:func:`atlasgrn.atomic.temp_name_for`) and swapped into place
+(:func:`atlasgrn.atomic.replace_dir`); on any store it becomes visible only when its name is
 added to the root's dataset list, which happens last. An interrupted write therefore never opens
 as a valid dataset, and the other datasets of the atlas are never rewritten.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 import zarr
 
+from ..atomic import replace_dir, temp_name_for
 from ..errors import AtlasgrnError, IngestError
 from .layout import (
     CSR_CHUNK_ELEMS,
@@ -104,7 +105,7 @@ class DatasetWriter:
         self._local = not is_remote(self.atlas_uri) or self.atlas_uri.startswith("file://")
         # Local: build under a hidden name, rename at commit. Remote: build in place (after
         # dropping any stale unregistered leftovers), register at commit.
-        self._build_name = f".tmp-{name}-{uuid.uuid4().hex[:12]}" if self._local else name
+        self._build_name = temp_name_for(name).name if self._local else name
         if not self._local and name in registered:
             raise AtlasgrnError("replacing a dataset in a remote atlas is not atomic",
                                 path=self.atlas_uri, key=dataset_path(name),
@@ -224,18 +225,12 @@ class DatasetWriter:
         base = self._datasets_dir()
         final = os.path.join(base, self.name)
         built = os.path.join(base, self._build_name)
-        if os.path.exists(final):
-            if self.name in self._registered() and not self.overwrite:
-                raise AtlasgrnError(f"dataset '{self.name}' appeared during the write",
-                                    path=self.atlas_uri, key=dataset_path(self.name),
-                                    remedy="rerun with another name or --overwrite")
-            # Unregistered leftovers of a crashed write, or the dataset being replaced.
-            trash = os.path.join(base, f".trash-{self.name}-{uuid.uuid4().hex[:8]}")
-            os.rename(final, trash)
-            os.rename(built, final)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.rename(built, final)
+        if os.path.exists(final) and self.name in self._registered() and not self.overwrite:
+            raise AtlasgrnError(f"dataset '{self.name}' appeared during the write",
+                                path=self.atlas_uri, key=dataset_path(self.name),
+                                remedy="rerun with another name or --overwrite")
+        # Replaces unregistered leftovers of a crashed write, or the dataset being overwritten.
+        replace_dir(built, final)
 
     def abort(self) -> None:
         """Remove everything this writer wrote; the rest of the atlas is untouched."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..sim import SimConfig, simulate_atlas
-from ..sim.config import DEFAULT_BLOCK_CELLS
+from ..cli_defaults import field_default
+from ..sim.config import SimConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,23 +16,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "to OUT (a Zarr atlas) and the true edges (source, target, sign, ...) to "
                     "Parquet, by default OUT.edges.parquet beside the store.")
     p.add_argument("out", metavar="OUT", help="new atlas path, e.g. sim.zarr")
-    p.add_argument("--datasets", type=int, default=3, help="number of datasets (default 3)")
-    p.add_argument("--cells", type=int, default=500, help="cells per dataset (default 500)")
-    p.add_argument("--genes", type=int, default=200, help="genes, TFs included (default 200)")
+    def default(name: str):
+        return field_default(SimConfig, name)
+
+    p.add_argument("--datasets", type=int, default=default("n_datasets"),
+                   help="number of datasets (default %(default)s)")
+    p.add_argument("--cells", type=int, default=default("n_cells"),
+                   help="cells per dataset (default %(default)s)")
+    p.add_argument("--genes", type=int, default=default("n_genes"),
+                   help="genes, TFs included (default %(default)s)")
     p.add_argument("--tfs", type=int, default=None,
                    help="transcription factors (default: 10%% of --genes, at least 2)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=int, default=default("seed"),
+                   help="random seed (default %(default)s)")
     p.add_argument("--edges-out", default=None, metavar="PATH",
                    help="where to write the true edges (default OUT.edges.parquet)")
-    p.add_argument("--block-cells", type=int, default=DEFAULT_BLOCK_CELLS,
+    p.add_argument("--block-cells", type=int, default=default("block_cells"),
                    help="cells generated and written per block: bounds memory, does not change "
-                        f"the result (default {DEFAULT_BLOCK_CELLS})")
+                        "the result (default %(default)s)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing atlas at OUT and an existing edges file")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..sim import simulate_atlas
+
     config = SimConfig(n_datasets=args.datasets, n_cells=args.cells, n_genes=args.genes,
                        n_tfs=args.tfs, seed=args.seed, block_cells=args.block_cells,
                        edges_out=args.edges_out, overwrite=args.overwrite)

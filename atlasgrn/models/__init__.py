@@ -5,10 +5,20 @@ shared by native models and imported scGPT checkpoints; ``testing.tiny_model`` i
 deterministic model for tests.
 """
 
-from .checkpoint import load_model, save_model
-from .interface import ArchConfig, AttentionImpl, GeneModel, ModelConfig, ValueSpace
-from .scgpt_model import ScGPTModel
-from .vocab import map_genes
+from __future__ import annotations
 
-__all__ = ["ArchConfig", "AttentionImpl", "GeneModel", "ModelConfig", "ScGPTModel", "ValueSpace",
-           "load_model", "map_genes", "save_model"]
+from ..lazy import lazy_exports
+
+_EXPORTS = {
+    "ArchConfig": ".interface",
+    "AttentionImpl": ".interface",
+    "GeneModel": ".interface",
+    "ModelConfig": ".interface",
+    "ScGPTModel": ".scgpt_model",
+    "ValueSpace": ".interface",
+    "load_model": ".checkpoint",
+    "map_genes": ".vocab",
+    "save_model": ".checkpoint",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -9,8 +9,8 @@ from every output, so callers never see it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 import contextlib
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,9 +18,15 @@ import torch
 from torch import nn
 
 from .interface import ArchConfig, AttentionImpl, ModelConfig
+from .layers import (
+    CategoryValueEncoder,
+    ContinuousValueEncoder,
+    EncoderLayer,
+    ExprDecoder,
+    GeneEncoder,
+    MVCDecoder,
+)
 from .precision import wants_model_autocast
-from .layers import (CategoryValueEncoder, ContinuousValueEncoder, EncoderLayer, ExprDecoder,
-                     GeneEncoder, MVCDecoder)
 
 _IMPLS = ("sdpa", "math")
 

@@ -1,8 +1,18 @@
-"""Pre-training native models on an atlas (the atlas-facing half; the loop is in models)."""
+"""Pre-training native models: the pure training loop (:mod:`.loop`, no atlas code) and what
+feeds it atlas cells (:mod:`.sampler`, :mod:`.run`) and judges the result (:mod:`.evaluate`)."""
 
-from .evaluate import DatasetEval, evaluate_model, format_report
-from .run import PretrainOptions, pretrain_atlas
-from .sampler import SamplerConfig
+from __future__ import annotations
 
-__all__ = ["DatasetEval", "PretrainOptions", "SamplerConfig", "evaluate_model",
-           "format_report", "pretrain_atlas"]
+from ..lazy import lazy_exports
+
+_EXPORTS = {
+    "DatasetEval": ".evaluate",
+    "PretrainOptions": ".config",
+    "SamplerConfig": ".config",
+    "TrainConfig": ".config",
+    "evaluate_model": ".evaluate",
+    "format_report": ".evaluate",
+    "pretrain_atlas": ".run",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from ..errors import AtlasgrnError
-from ..models.pretrain import choose_mask
 from ..models.scgpt_model import ScGPTModel
-from .sampler import DatasetCells, SamplerConfig, heldout_cells, pack, tokenise_cells
+from .loop import choose_mask
 from .run import open_training_datasets
+from .sampler import DatasetCells, SamplerConfig, heldout_cells, pack, tokenise_cells
 
 MASK_RATIO = 0.25
 

@@ -12,7 +12,6 @@ import dataclasses
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,35 +19,28 @@ import numpy as np
 import torch
 
 from ..atlas import open_atlas
+from ..atomic import write_text_atomic
 from ..errors import AtlasgrnError, CheckpointError
 from ..models.checkpoint import config_from_dict, config_to_dict
 from ..models.factory import new_model
 from ..models.interface import ArchConfig
-from ..models.pretrain import STATE_DIR, TrainConfig, TrainResult, train
 from ..models.values import NORMALISATION_RECORD, native_value_space
-from ..models.vocab import (canonical_symbols, compact_vocab, scgpt_human_vocab, validate_vocab,
-                            vocab_digest)
-from .sampler import (DatasetCells, SamplerConfig, TrainBatches, heldout_cells, pack,
-                      tokenise_cells)
+from ..models.vocab import (
+    canonical_symbols,
+    compact_vocab,
+    scgpt_human_vocab,
+    validate_vocab,
+    vocab_digest,
+)
+from .config import DEFAULT_DEVICE, PretrainOptions, SamplerConfig, TrainConfig
+from .loop import STATE_DIR, TrainResult, train
+from .sampler import DatasetCells, TrainBatches, heldout_cells, pack, tokenise_cells
 
 RUN_FILE = "run.json"
 #: Quantile of non-zero model-space values taken as the top of the value range.
 RANGE_QUANTILE = 0.99
 
 
-@dataclass(frozen=True)
-class PretrainOptions:
-    d_model: int = 128
-    n_layers: int = 4
-    n_heads: int = 4
-    d_ff: int = 512
-    dropout: float = 0.1
-    sampler: SamplerConfig = field(default_factory=SamplerConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    exclude: tuple[str, ...] = ()
-    val_cells_per_dataset: int = 128
-    val_len: int = 512
-    range_cells_per_dataset: int = 2000
 
 
 def pick_device(choice: str) -> torch.device:
@@ -126,7 +118,7 @@ def validation_batches(cells: Sequence[DatasetCells], opts: PretrainOptions, pad
 
 
 def pretrain_atlas(atlas_uri: str, out_dir: str | os.PathLike[str], opts: PretrainOptions, *,
-                   device: str = "auto", resume: bool = False,
+                   device: str = DEFAULT_DEVICE, resume: bool = False,
                    log: Callable[[str], None] = print) -> TrainResult:
     """Pre-train (or resume) a native model on ``atlas_uri``; the best model lands in ``out_dir``."""
     out = Path(out_dir)
@@ -176,8 +168,8 @@ def pretrain_atlas(atlas_uri: str, out_dir: str | os.PathLike[str], opts: Pretra
         model = new_model(arch, native_value_space(top), vocab, seed=opts.train.seed,
                           provenance=provenance)
         (out / STATE_DIR).mkdir(parents=True, exist_ok=True)
-        run_file.write_text(json.dumps({"options": _options_json(opts), "vocab": vocab,
-                                        "model_config": config_to_dict(model.config)}))
+        write_text_atomic(run_file, json.dumps({"options": _options_json(opts), "vocab": vocab,
+                                                "model_config": config_to_dict(model.config)}))
         size_mb = model.n_parameters() * 4 / 2**20
         log(f"model: {model.n_parameters():,} parameters ({size_mb:.1f} MiB fp32), "
             f"{len(vocab):,} tokens, value range top {top:.3f}, device {dev}")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,18 +23,7 @@ import scipy.sparse as sp
 from ..atlas import AtlasDataset
 from ..models.values import to_model_space
 from ..models.vocab import map_genes
-
-
-@dataclass(frozen=True)
-class SamplerConfig:
-    batch_size: int = 32
-    max_len: int = 1600
-    min_len: int = 64
-    nonzero_weight: float = 4.0
-    val_fraction: float = 0.05
-    block_cells: int = 1024
-    buffer_cells: int = 8192  # total over datasets
-    seed: int = 0
+from .config import SamplerConfig
 
 
 def holdout_mask(dataset: str, n_cells: int, seed: int, fraction: float) -> np.ndarray:

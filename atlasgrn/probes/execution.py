@@ -18,11 +18,10 @@ one batched forward stand for many single-cell forwards.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Literal
-
-import warnings
 
 import torch
 import torch.autograd.forward_ad as fwAD

@@ -28,8 +28,13 @@ import torch
 
 from atlasgrn.errors import AtlasgrnError
 from atlasgrn.models.interface import GeneModel, ValueSpace
-from atlasgrn.probes.cells import (Background, CellMaker, background_vector, uniform_cells,
-                                   value_list)
+from atlasgrn.probes.cells import (
+    Background,
+    CellMaker,
+    background_vector,
+    uniform_cells,
+    value_list,
+)
 from atlasgrn.probes.context import IdsLike, pair_index
 from atlasgrn.probes.execution import ProbeRunner, model_device_dtype
 

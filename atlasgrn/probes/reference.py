@@ -13,8 +13,13 @@ from collections.abc import Sequence
 import torch
 
 from atlasgrn.models.interface import GeneModel
-from atlasgrn.probes.cells import (Background, background_vector, not_expressed_value,
-                                   uniform_cells, value_list)
+from atlasgrn.probes.cells import (
+    Background,
+    background_vector,
+    not_expressed_value,
+    uniform_cells,
+    value_list,
+)
 from atlasgrn.probes.context import IdsLike, pair_index
 from atlasgrn.probes.execution import frozen, model_device_dtype
 

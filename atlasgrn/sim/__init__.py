@@ -6,12 +6,22 @@ size, Poisson counts and dropout per dataset context (:mod:`.sample`) and stream
 atlas (:mod:`.simulate`); the true edges go to Parquet. See ``docs/simulator.md``.
 """
 
-from .config import SimConfig, SimResult
-from .grn import GRN, build_grn
-from .kinetics import KineticPlan, plan_kinetics, steady_state
-from .simulate import default_edges_path, simulate_atlas
-from .symbols import human_genes, transcription_factors
+from __future__ import annotations
 
-__all__ = ["GRN", "KineticPlan", "SimConfig", "SimResult", "build_grn", "default_edges_path",
-           "human_genes", "plan_kinetics", "simulate_atlas", "steady_state",
-           "transcription_factors"]
+from ..lazy import lazy_exports
+
+_EXPORTS = {
+    "GRN": ".grn",
+    "KineticPlan": ".kinetics",
+    "SimConfig": ".config",
+    "SimResult": ".config",
+    "build_grn": ".grn",
+    "default_edges_path": ".simulate",
+    "human_genes": ".symbols",
+    "plan_kinetics": ".kinetics",
+    "simulate_atlas": ".simulate",
+    "steady_state": ".kinetics",
+    "transcription_factors": ".symbols",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

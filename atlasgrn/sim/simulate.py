@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 import time
-import uuid
 from math import ceil
 
 import numpy as np
@@ -26,11 +25,18 @@ import scipy.sparse as sp
 
 from ..atlas.store import DatasetInfo, _local_path, is_remote, open_root, read_root_meta
 from ..atlas.writer import DatasetWriter
+from ..atomic import write_atomic
 from ..errors import AtlasFormatError, AtlasgrnError
 from .config import SimConfig, SimResult, config_dict
 from .grn import GRN, build_grn
 from .kinetics import KineticPlan, plan_kinetics
-from .sample import RNG_UNIT_CELLS, DatasetContext, make_context, make_state_pool, sample_unit
+from .sample import (
+    RNG_UNIT_CELLS,
+    DatasetContext,
+    make_context,
+    make_state_pool,
+    sample_unit,
+)
 from .symbols import simulation_pools
 
 SIMULATOR_VERSION = 1
@@ -127,21 +133,9 @@ def dense_to_csr(dense: np.ndarray) -> sp.csr_matrix:
 
 
 def _write_edges(grn: GRN, path: str) -> None:
+    """All or nothing: a local file appears complete or not at all, a remote one in one PUT."""
     table = grn.edges_table()
-    if is_remote(path) and not path.startswith("file://"):
-        import fsspec
-        with fsspec.open(path, "wb") as fh:
-            pq.write_table(table, fh)
-        return
-    local = _local_path(path)
-    tmp = os.path.join(os.path.dirname(os.path.abspath(local)),
-                       f".{os.path.basename(local)}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, local)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_atomic(path, lambda fh: pq.write_table(table, fh))
 
 
 def _exists(path: str) -> bool:

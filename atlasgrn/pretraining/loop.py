@@ -2,7 +2,8 @@
 
 The loop knows nothing about atlases: it takes a factory of cell-batch iterators
 (``gene_ids`` [B, L] int, ``values`` [B, L] float, pad positions carry ``arch.pad_id``) and a
-fixed list of validation batches. The atlas-facing sampler lives in ``atlasgrn.pretraining``.
+fixed list of validation batches. It lives beside its feeder (:mod:`.sampler`, :mod:`.run`) but
+imports no atlas code, so it runs the same on batches from anywhere (a test, a notebook).
 
 Loss = MSE on masked positions + ``unmasked_weight`` x MSE on the unmasked real positions.
 The second term matters for the probes: their virtual cells are fed *unmasked*, so the model
@@ -33,34 +34,18 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..atomic import write_path_atomic, write_text_atomic
 from ..errors import CheckpointError
-from .checkpoint import _write_atomic, save_model
-from .scgpt_model import ScGPTModel
+from ..models.checkpoint import save_model
+from ..models.scgpt_model import ScGPTModel
+from .config import PRECISIONS, TrainConfig
 
 Batch = tuple[Any, Any]  # (gene_ids [B, L], values [B, L]) as numpy or torch
 STATE_DIR = "train_state"
+#: ``auto``: bf16 autocast where the model sits on CUDA, fp32 elsewhere (see
+#: :func:`resolve_precision`, the one place that decides).
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings; recorded in the checkpoint's provenance."""
-
-    steps: int = 20000
-    lr: float = 3e-4
-    warmup_steps: int = 200
-    min_lr_ratio: float = 0.1
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    mask_ratios: tuple[float, ...] = (0.25, 0.5, 0.75)
-    unmasked_weight: float = 0.5
-    eval_every: int = 200
-    patience: int = 6
-    min_improvement: float = 1e-3  # relative improvement that resets patience
-    log_every: int = 50
-    seed: int = 0
-    # "bf16" runs forward/backward under CUDA autocast (weights and optimizer stay fp32);
-    # on a GPU that is ~2x the throughput for the same loss curve. Ignored on CPU.
-    precision: str = "fp32"
 
 
 @dataclass
@@ -73,11 +58,18 @@ class TrainResult:
 
 
 # ----------------------------------------------------------------------------- masking & loss
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``fp32`` or ``bf16`` for training on ``device``: ``auto`` is bf16 on CUDA, else fp32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return precision
+
+
 def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     """bf16 autocast on CUDA when asked; a no-op elsewhere (CPU bf16 is slower, not faster)."""
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be 'fp32' or 'bf16', not {precision!r}")
-    if precision == "bf16" and device.type == "cuda":
+    if resolve_precision(precision, device) == "bf16" and device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -210,9 +202,9 @@ def save_train_state(out_dir: Path, model: ScGPTModel, opt: torch.optim.Optimize
     tensors.update(opt_tensors)
     tensors["rng.mask"] = mask_gen.get_state()
     tensors["rng.torch"] = torch.get_rng_state()
-    _write_atomic(state_dir / "state.safetensors", lambda p: save_file(tensors, p))
-    text = json.dumps({**meta, "optimizer": opt_meta}, indent=1)
-    _write_atomic(state_dir / "state.json", lambda p: Path(p).write_text(text))
+    write_path_atomic(state_dir / "state.safetensors", lambda p: save_file(tensors, p))
+    write_text_atomic(state_dir / "state.json",
+                      json.dumps({**meta, "optimizer": opt_meta}, indent=1))
 
 
 def load_train_state(out_dir: Path, model: ScGPTModel, opt: torch.optim.Optimizer,
@@ -270,9 +262,12 @@ def train(model: ScGPTModel, batches_from: Callable[[int], Iterable[Batch]],
     ``batches_from(step)`` returns the batch stream starting at ``step`` (so a resumed run
     continues deterministically). Early stopping: after ``patience`` evaluations without a
     relative improvement of ``min_improvement``. Training state is saved at every evaluation.
+    ``cfg.precision`` is resolved for the model's device first (:func:`resolve_precision`), so
+    the checkpoint's provenance says what actually ran.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    cfg = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision, model.device))
     opt = make_optimizer(model, cfg)
     mask_gen = torch.Generator().manual_seed(cfg.seed)
     step, best_val, best_step, since_best = 0, math.inf, -1, 0
