@@ -3,7 +3,8 @@
 
 Usage: python scripts/build_pretrain_atlas.py [--shared ../shared/data] [--out PATH]
 
-Differences from ``ingest_shared_corpus`` (which ingests every file, for the integration test):
+Differences from ``scripts/shared_corpus.py`` (which ingests every file, for the integration
+test):
 - BEELINE cells appear in both TFs+500 and TFs+1000 matrices; each cell type is taken once,
   from the larger gene set, so no cell is seen twice per epoch.
 - scanpy's pbmc68k_reduced ``.raw`` holds the same 700 cells as the corpus counts file; only
@@ -22,8 +23,11 @@ import sys
 import time
 from pathlib import Path
 
+from shared_corpus import (
+    shared_inputs,  # scripts/ (this script's folder) is on sys.path
+)
+
 from atlasgrn.atlas.ingest import ingest_file
-from atlasgrn.atlas.ingest.shared import shared_inputs
 
 REPO = Path(__file__).resolve().parents[1]
 

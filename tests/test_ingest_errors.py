@@ -140,7 +140,24 @@ def test_truncated_h5ad(capsys, atlas, tmp_path):
 def test_unknown_input_format(capsys, atlas, tmp_path):
     src = tmp_path / "matrix.mtx"
     src.write_text("%%MatrixMarket\n")
-    assert "unknown input format" in _ingest_fails(capsys, atlas, tmp_path, src, *KINDS)
+    line = _ingest_fails(capsys, atlas, tmp_path, src, *KINDS)
+    assert "unknown input format" in line
+    # the remedy lists what the format registry reads
+    assert ".h5ad" in line and ".csv[.gz]" in line and ".tsv[.gz]" in line
+
+
+def test_compressed_h5ad_is_refused(capsys, atlas, tmp_path):
+    src = tmp_path / "cells.h5ad.gz"
+    src.write_bytes(b"\x1f\x8b")
+    line = _ingest_fails(capsys, atlas, tmp_path, src, *KINDS)
+    assert "compressed .h5ad files cannot be streamed" in line and "gunzip" in line
+
+
+def test_options_of_another_format_are_refused(capsys, atlas, tmp_path):
+    src = tmp_path / "t.csv"
+    src.write_text(GOOD)
+    line = _ingest_fails(capsys, atlas, tmp_path, src, *KINDS, "--matrix", "raw")
+    assert "--gene-column/--matrix apply to h5ad files only" in line
 
 
 def test_existing_dataset_name_needs_overwrite(capsys, atlas, tmp_path):

@@ -12,8 +12,9 @@ import pytest
 import scipy.sparse as sp
 
 from atlasgrn.atlas import open_atlas
-from atlasgrn.atlas.ingest import ingest_file
+from atlasgrn.atlas.ingest import FORMATS, ingest_file
 from atlasgrn.atlas.ingest import table as table_mod
+from atlasgrn.atlas.ingest.formats import InputFormat, register_format
 from atlasgrn.atlas.ingest.h5ad import open_h5ad
 from atlasgrn.cli import main
 
@@ -218,3 +219,29 @@ def test_adding_a_dataset_leaves_existing_ones_byte_identical(tmp_path):
     assert open_atlas(atlas).names == ["first", "second"]
     ingest_file(atlas, "first", src, species="mouse", value_kind="log2", overwrite=True)
     assert open_atlas(atlas).datasets()[0].species == "mouse"
+
+
+def test_each_backend_registers_its_suffixes():
+    assert {s: f.name for s, f in FORMATS.items()} == {
+        ".h5ad": "h5ad", ".csv": "table", ".tsv": "table", ".tab": "table", ".txt": "table"}
+    assert not FORMATS[".h5ad"].gzip and FORMATS[".csv"].gzip
+    with pytest.raises(ValueError, match="already read by format 'table'"):
+        register_format(InputFormat("other", (".csv",), FORMATS[".csv"].opener))
+
+
+def test_a_registered_format_is_ingested_through_the_pipeline(tmp_path, monkeypatch):
+    """Adding a format is registering an opener: the pipeline needs nothing else."""
+    x, genes, cells = _matrix(), list("ABCDE"), [f"c{i}" for i in range(7)]
+    src = tmp_path / "m.mine"
+    _write_genes_by_cells(src, x, genes, cells)
+    seen = []
+
+    def opener(path, options):
+        seen.append(options)
+        return table_mod.open_table(path)
+
+    monkeypatch.setitem(FORMATS, ".mine", InputFormat("mine", (".mine",), opener))
+    ingest_file(tmp_path / "a.zarr", "d", src, species="human", value_kind="log1p",
+                matrix="raw")
+    assert seen[0].matrix == "raw"
+    np.testing.assert_array_equal(_dense(tmp_path / "a.zarr", "d"), x.astype(np.float32))

@@ -1,14 +1,33 @@
-"""Species and value-kind inference rules (atlasgrn.atlas.ingest.infer)."""
+"""Species and value-kind inference rules (atlasgrn.atlas.ingest.infer), and the corpus
+manifest's value descriptions (scripts/shared_corpus.py)."""
 
 from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from atlasgrn.atlas.ingest.infer import infer_species, infer_value_kind
-from atlasgrn.atlas.ingest.shared import value_kind_from_manifest
 from atlasgrn.errors import IngestError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load_script(name: str) -> ModuleType:
+    """Import ``scripts/<name>.py`` by path (scripts/ is not a package, nor on sys.path)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+shared_corpus = _load_script("shared_corpus")
 
 
 @pytest.mark.parametrize("values, kind", [
@@ -55,4 +74,4 @@ def test_human_vocabulary_resolves_upper_case_without_mouse_patterns():
     ("non-integer expression estimates as distributed", "normalized"),
 ])
 def test_manifest_values_map_to_value_kinds(text, kind):
-    assert value_kind_from_manifest(text) == kind
+    assert shared_corpus.value_kind_from_manifest(text) == kind

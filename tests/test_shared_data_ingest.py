@@ -1,11 +1,14 @@
-"""Every real expression matrix of ../shared/data ingested into one atlas (integration)."""
+"""Every real expression matrix of ../shared/data ingested into one atlas (integration), by
+``scripts/shared_corpus.py`` (loaded from its path: it is a script beside the library)."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import warnings
 from pathlib import Path
+from types import ModuleType
 
 import anndata as ad
 import h5py
@@ -13,13 +16,22 @@ import numpy as np
 import pytest
 
 from atlasgrn.atlas import open_atlas
-from atlasgrn.atlas.ingest.shared import ingest_shared_corpus, read_manifest, shared_inputs
 from atlasgrn.atlas.symbols import normalize_symbols
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared" / "data"
 
-pytestmark = pytest.mark.shared_data
+
+def _load_script(name: str) -> ModuleType:
+    """Import ``scripts/<name>.py`` by path (scripts/ is not a package, nor on sys.path)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+shared_corpus = _load_script("shared_corpus")
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +44,7 @@ def shared() -> Path:
 @pytest.fixture(scope="module")
 def shared_atlas(shared, tmp_path_factory):
     out = tmp_path_factory.mktemp("shared") / "all.zarr"
-    reports = ingest_shared_corpus(shared, out, tfs=(500, 1000))
+    reports = shared_corpus.ingest_shared_corpus(shared, out, tfs=(500, 1000))
     return out, {r.info.name: r for r in reports}
 
 
@@ -71,9 +83,10 @@ def _named_unique_genes(path: Path, matrix: str) -> int:
     return len(set(names[names != ""]))
 
 
+@pytest.mark.shared_data
 def test_every_shared_matrix_is_listed_with_its_shape_and_species(shared, shared_atlas):
     out, _ = shared_atlas
-    inputs = shared_inputs(shared, tfs=(500, 1000))
+    inputs = shared_corpus.shared_inputs(shared, tfs=(500, 1000))
     atlas = open_atlas(out)
     infos = {i.name: i for i in atlas.datasets()}
     assert set(infos) == {i.name for i in inputs}
@@ -92,10 +105,11 @@ def test_every_shared_matrix_is_listed_with_its_shape_and_species(shared, shared
             assert (info.n_cells, info.n_genes) == _table_shape(item.path), item.name
 
 
+@pytest.mark.shared_data
 def test_corpus_cell_counts_match_the_manifest(shared, shared_atlas):
     out, reports = shared_atlas
     infos = {i.name: i for i in open_atlas(out).datasets()}
-    rows = read_manifest(shared / "corpus" / "MANIFEST.tsv")
+    rows = shared_corpus.read_manifest(shared / "corpus" / "MANIFEST.tsv")
     assert len(rows) == 34
     for row in rows:
         name = Path(row["file"]).name.removesuffix(".h5ad")
@@ -105,6 +119,7 @@ def test_corpus_cell_counts_match_the_manifest(shared, shared_atlas):
         assert infos[name].n_genes == int(row["n_genes"]) - dropped, name
 
 
+@pytest.mark.shared_data
 def test_known_sources_keep_their_documented_shapes(shared_atlas):
     out, _ = shared_atlas
     infos = {i.name: (i.n_cells, i.n_genes) for i in open_atlas(out).datasets()}
@@ -115,6 +130,7 @@ def test_known_sources_keep_their_documented_shapes(shared_atlas):
     assert infos["scanpy_pbmc68k_reduced_raw"] == (700, 765)
 
 
+@pytest.mark.shared_data
 def test_shared_atlas_values_equal_the_source_matrix(shared, shared_atlas):
     out, _ = shared_atlas
     ds = open_atlas(out).dataset("paul_2660cells_3004genes")
@@ -125,6 +141,7 @@ def test_shared_atlas_values_equal_the_source_matrix(shared, shared_atlas):
     assert "cell_type" in ds.obs.columns
 
 
+@pytest.mark.shared_data
 def test_demo_atlas_build_is_deterministic(shared, tmp_path):
     digests = []
     for i in range(2):
@@ -136,6 +153,23 @@ def test_demo_atlas_build_is_deterministic(shared, tmp_path):
         digests.append(res.stdout.split("sha256")[-1].strip())
     assert digests[0] == digests[1]
     bundled = REPO / "atlasgrn" / "data" / "demo_atlas.zarr"
-    sys.path.insert(0, str(REPO / "scripts"))
-    from build_demo_atlas import digest
-    assert digest(bundled) == digests[0]  # the shipped store is what the script builds
+    build_demo_atlas = _load_script("build_demo_atlas")
+    assert build_demo_atlas.digest(bundled) == digests[0]  # the shipped store is what it builds
+
+
+def test_script_entry_ingests_a_shared_folder_layout(tmp_path, capsys):
+    """The command-line entry of scripts/shared_corpus.py, on a tiny folder of the same layout
+    (no real data needed)."""
+    import gzip
+
+    src = tmp_path / "shared" / "beeline_genelink" / "expression" / "mESC" / "TFs+500"
+    src.mkdir(parents=True)
+    with gzip.open(src / "BL--ExpressionData.csv.gz", "wt") as fh:
+        fh.write(",c0,c1,c2\nSOX2,1.5,0,2.25\nNANOG,0,3.5,1\n")
+    out = tmp_path / "a.zarr"
+    assert shared_corpus.main([str(out), "--shared-data", str(tmp_path / "shared")]) == 0
+    assert "beeline_mESC_TFs500: 3 cells x 2 genes, mouse, log2" in capsys.readouterr().out
+    info = open_atlas(out).datasets()[0]
+    assert (info.name, info.n_cells, info.n_genes) == ("beeline_mESC_TFs500", 3, 2)
+    assert shared_corpus.main([str(out), "--shared-data", str(tmp_path / "shared")]) == 2
+    assert "--overwrite" in capsys.readouterr().err

@@ -63,9 +63,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("out", metavar="OUT.zarr", help="atlas to create or add to")
     p.add_argument("--dataset", action="append", default=[], metavar="NAME=PATH[:k=v,...]",
                    help="a dataset to add (repeatable)")
-    p.add_argument("--shared-data", metavar="DIR", default=None,
-                   help="ingest every real matrix of a shared/data folder (BEELINE, McCalla, "
-                        "scanpy, corpus/MANIFEST.tsv) with their documented species and kinds")
     p.add_argument("--species", choices=SPECIES, default=None,
                    help="species of the datasets (default: inferred, with a warning)")
     p.add_argument("--value-kind", choices=VALUE_KINDS, default=None,
@@ -86,12 +83,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..atlas.ingest import ingest_file
-    from ..atlas.ingest.shared import ingest_shared_corpus
 
     specs = [parse_dataset(s) for s in args.dataset]
-    if not specs and not args.shared_data:
+    if not specs:
         raise AtlasgrnError("nothing to ingest", key="--dataset",
-                            remedy="pass --dataset NAME=PATH (repeatable) or --shared-data DIR")
+                            remedy="pass --dataset NAME=PATH (repeatable)")
     defaults = {"species": args.species, "value_kind": args.value_kind,
                 "cells_by_genes": args.cells_by_genes, "dedupe": args.dedupe,
                 "gene_column": args.gene_column, "matrix": args.matrix}
@@ -100,8 +96,6 @@ def run(args: argparse.Namespace) -> int:
         opts = {**defaults, **spec.options}
         reports.append(ingest_file(args.out, spec.name, spec.path, overwrite=args.overwrite,
                                    **opts))
-    if args.shared_data:
-        reports.extend(ingest_shared_corpus(args.shared_data, args.out, overwrite=args.overwrite))
     for r in reports:
         for w in r.warnings:
             print(f"atlasgrn ingest: warning: {r.info.name}: {w}", file=sys.stderr)

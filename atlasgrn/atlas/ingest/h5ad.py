@@ -33,6 +33,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ...errors import IngestError
+from .formats import InputFormat, OpenOptions, register_format
 from .source import Block, ColumnBlocks, Source, row_blocks
 
 SYMBOL_COLUMNS = ("gene_symbol", "gene_symbols", "symbol", "symbols", "feature_name")
@@ -68,7 +69,7 @@ def _select_matrix(h5: h5py.File, matrix: str, path: str) -> tuple[Any, str, str
     return elem, keys[1], keys[0]
 
 
-def _gene_names(var: pd.DataFrame, gene_column: str | None, path: str, var_key: str
+def gene_names_from_var(var: pd.DataFrame, gene_column: str | None, path: str, var_key: str
                 ) -> tuple[np.ndarray, pd.DataFrame, str]:
     """Pick the gene-name column; return (names, extra var columns, where names came from)."""
     cols = {str(c).lower(): c for c in var.columns}
@@ -189,7 +190,7 @@ def _source(path: str, h5: h5py.File | None, elem: Any, obs: pd.DataFrame, var: 
         raise IngestError(f"{mat_key} is {n_cells} x {n_genes} but obs has {len(obs)} rows and "
                           f"var {len(var)}", path=path, key=mat_key,
                           remedy="pass the matrix that matches var (e.g. --matrix raw)")
-    names, extra, origin = _gene_names(var, gene_column, path, var_key)
+    names, extra, origin = gene_names_from_var(var, gene_column, path, var_key)
     cell_names = np.asarray(obs.index, dtype=object).astype(str)
     obs_small = small_obs(obs)
     reader = _MatrixReader(path, elem, mat_key, n_cells, n_genes)
@@ -247,3 +248,14 @@ class _MatrixReader:
             stop = min(start + step, self.n_cells)
             yield (self._read(slice(start, stop)), names[start:stop],
                    None if obs is None else obs.iloc[start:stop])
+
+
+def _open_for_ingest(path: str, options: OpenOptions) -> Source:
+    if options.cells_by_genes:
+        raise IngestError("--cells-by-genes applies to text tables, not h5ad", path=path,
+                          key="cells_by_genes", remedy="drop the option (h5ad is cells x genes)")
+    return open_h5ad(path, matrix=options.matrix, gene_column=options.gene_column)
+
+
+#: HDF5 needs random access, so ``.h5ad.gz`` is refused (gunzip first).
+FORMAT = register_format(InputFormat("h5ad", (".h5ad",), _open_for_ingest, gzip=False))

@@ -14,17 +14,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import AtlasgrnError, IngestError
-from ..layout import SPECIES, VALUE_KINDS, WRITE_BLOCK_CELLS, check_dataset_name, dataset_path
+from ..layout import (
+    SPECIES,
+    VALUE_KINDS,
+    WRITE_BLOCK_CELLS,
+    check_dataset_name,
+    dataset_path,
+)
 from ..store import DatasetInfo, _local_path, is_remote, open_root, read_root_meta
 from ..symbols import VocabMapping, map_to_vocab
 from ..writer import DatasetWriter
+from .formats import open_source, supported_suffixes
 from .genes import plan_genes
-from .h5ad import open_h5ad
 from .infer import SAMPLE_CELLS, infer_species, infer_value_kind
-from .source import Source
-from .table import open_table
-
-_TABLE_EXT = (".csv", ".tsv", ".tab", ".txt")
 
 
 @dataclass(frozen=True)
@@ -39,29 +41,6 @@ class IngestReport:
     value_kind_inferred: bool
     warnings: list[str] = field(default_factory=list)
     vocab_mapping: VocabMapping | None = None
-
-
-def open_source(path: str, *, cells_by_genes: bool = False, gene_column: str | None = None,
-                matrix: str = "X") -> Source:
-    """Dispatch on the file name to a format backend."""
-    low = path.lower()
-    base = low[:-3] if low.endswith(".gz") else low
-    if base.endswith(".h5ad"):
-        if low.endswith(".gz"):
-            raise IngestError("compressed .h5ad files cannot be streamed", path=path, key="format",
-                              remedy="gunzip it first")
-        if cells_by_genes:
-            raise IngestError("--cells-by-genes applies to text tables, not h5ad", path=path,
-                              key="cells_by_genes",
-                              remedy="drop the option (h5ad is cells x genes)")
-        return open_h5ad(path, matrix=matrix, gene_column=gene_column)
-    if base.endswith(_TABLE_EXT):
-        if gene_column is not None or matrix != "X":
-            raise IngestError("--gene-column/--matrix apply to h5ad files only", path=path,
-                              key="options", remedy="drop them for text tables")
-        return open_table(path, cells_by_genes=cells_by_genes)
-    raise IngestError("unknown input format", path=path, key="format",
-                      remedy="use .h5ad, or .csv/.tsv/.txt (optionally .gz)")
 
 
 def _check_target(atlas_uri: str, name: str, overwrite: bool) -> bool:
@@ -109,7 +88,7 @@ def ingest_file(atlas_uri: str | os.PathLike[str], name: str, path: str | os.Pat
         raise IngestError("no such file", path=path, key="path", remedy="check the input path")
     if os.path.isdir(path):
         raise IngestError("is a directory, not a file", path=path, key="path",
-                          remedy="pass an .h5ad or .csv/.tsv file")
+                          remedy=f"pass a file ({supported_suffixes()})")
     existed = _check_target(atlas_uri, name, overwrite)
     src = open_source(path, cells_by_genes=cells_by_genes, gene_column=gene_column,
                       matrix=matrix)

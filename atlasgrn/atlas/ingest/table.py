@@ -31,10 +31,12 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ...errors import IngestError
+from .formats import InputFormat, OpenOptions, register_format
 from .source import Block, ColumnBlocks, Source, row_blocks
 
 CHUNK_VALUES = 1 << 22
 _TAB_EXT = (".tsv", ".tab", ".txt")
+SUFFIXES = (".csv", *_TAB_EXT)
 
 
 def _open_text(path: str) -> io.TextIOWrapper:
@@ -241,3 +243,13 @@ def open_cells_by_genes(path: str) -> Source:
 def open_table(path: str, *, cells_by_genes: bool = False) -> Source:
     """Open a delimited text matrix in the given orientation."""
     return open_cells_by_genes(path) if cells_by_genes else open_genes_by_cells(path)
+
+
+def _open_for_ingest(path: str, options: OpenOptions) -> Source:
+    if options.gene_column is not None or options.matrix != "X":
+        raise IngestError("--gene-column/--matrix apply to h5ad files only", path=path,
+                          key="options", remedy="drop them for text tables")
+    return open_table(path, cells_by_genes=options.cells_by_genes)
+
+
+FORMAT = register_format(InputFormat("table", SUFFIXES, _open_for_ingest, gzip=True))

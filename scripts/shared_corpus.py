@@ -1,8 +1,12 @@
+#!/usr/bin/env python
 """One atlas from every real expression matrix of the project's shared data folder.
+
+    python scripts/shared_corpus.py OUT.zarr [--shared-data ../shared/data] [--tfs 500 ...]
 
 Pre-training and the integration test both need "all the real data" as one atlas; this module
 is the single definition of what that is, with the species and value kind of each source stated
-rather than guessed:
+rather than guessed. It knows the layout of this project's ``../shared/data`` folder, so it is a
+script beside the library, not part of it (the library's ``atlasgrn ingest`` takes any file):
 
 * BEELINE (GENELink layout) ``expression/<cell>/TFs+<n>/BL--ExpressionData.csv.gz``: genes x
   cells, species by cell type (hESC/hHEP human, the rest mouse; the symbols are upper-cased
@@ -21,14 +25,20 @@ rather than guessed:
 
 from __future__ import annotations
 
+import argparse
 import csv
 import os
 import re
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...errors import IngestError
-from .pipeline import IngestReport, ingest_file
+from atlasgrn.atlas.ingest import IngestReport, ingest_file
+from atlasgrn.cli_defaults import parameter_default
+from atlasgrn.errors import EXIT_BAD_INPUT, AtlasgrnError, IngestError
+
+REPO = Path(__file__).resolve().parents[1]
 
 BEELINE_SPECIES = {"hESC": "human", "hHEP": "human", "mDC": "mouse", "mESC": "mouse",
                    "mHSC-E": "mouse", "mHSC-GM": "mouse", "mHSC-L": "mouse"}
@@ -129,3 +139,33 @@ def ingest_shared_corpus(shared_data_root: str | os.PathLike[str],
                                           + (f" ({item.matrix})" if item.matrix != "X" else ""),
                                    extra_attrs=extra))
     return reports
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", metavar="OUT.zarr", help="atlas to create or add to")
+    ap.add_argument("--shared-data", type=Path, default=REPO.parent / "shared" / "data",
+                    help="the shared data folder (default: ../shared/data beside the repo)")
+    ap.add_argument("--tfs", type=int, nargs="+",
+                    default=list(parameter_default(ingest_shared_corpus, "tfs")),
+                    help="BEELINE TFs+N gene sets to take (default: %(default)s)")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace datasets that already exist (default: refuse)")
+    args = ap.parse_args(argv)
+    try:
+        reports = ingest_shared_corpus(args.shared_data, args.out, tfs=tuple(args.tfs),
+                                       overwrite=args.overwrite)
+    except AtlasgrnError as exc:
+        print(f"shared_corpus: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for r in reports:
+        for w in r.warnings:
+            print(f"shared_corpus: warning: {r.info.name}: {w}", file=sys.stderr)
+        i = r.info
+        print(f"{i.name}: {i.n_cells} cells x {i.n_genes} genes, {i.species}, {i.value_kind} "
+              f"<- {r.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
