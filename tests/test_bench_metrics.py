@@ -1,4 +1,4 @@
-"""Ranking metrics against hand-computed values (and scikit-learn where it is installed)."""
+"""Ranking metrics against hand-computed values, and the scikit-learn functions they wrap."""
 
 from __future__ import annotations
 
@@ -6,9 +6,20 @@ import math
 
 import numpy as np
 import pytest
+import sklearn.metrics as skm
 
-from atlasgrn.bench import (RESULT_COLUMNS, PairSet, auprc_ratio, auroc, average_precision,
-                            early_precision, epr, evaluate, metric_rows, pr_curve)
+from atlasgrn.bench import (
+    RESULT_COLUMNS,
+    PairSet,
+    auprc_ratio,
+    auroc,
+    average_precision,
+    early_precision,
+    epr,
+    evaluate,
+    metric_rows,
+    pr_curve,
+)
 
 
 def test_average_precision_and_auroc_on_a_hand_example():
@@ -28,6 +39,21 @@ def test_tied_scores_form_one_threshold():
     assert auroc(y, s) == pytest.approx(0.5)
     # a constant score is chance whatever the label order
     assert average_precision(np.array([1, 1, 0, 0, 0]), np.zeros(5)) == pytest.approx(0.4)
+
+
+def test_average_precision_with_ties_by_hand():
+    y = np.array([1, 0, 1, 1, 0, 0])
+    s = np.array([0.9, 0.8, 0.8, 0.5, 0.5, 0.1])
+    # thresholds 0.9 / 0.8 / 0.5 / 0.1: (tp, fp) = (1, 0), (2, 1), (3, 2), (3, 3)
+    # P = 1, 2/3, 3/5, 1/2; R = 1/3, 2/3, 1, 1 -> AP = (1 + 2/3 + 3/5) / 3 = 34/45
+    # (breaking the ties in the scorer's favour would give 11/12)
+    assert average_precision(y, s) == pytest.approx(34 / 45)
+    # pos {0.9, 0.8, 0.5} vs neg {0.8, 0.5, 0.1}: 3 + (2 + 1/2) + (1 + 1/2) of 9 pairs
+    assert auroc(y, s) == pytest.approx(7 / 9)
+    precision, recall, thr = pr_curve(y, s)
+    np.testing.assert_allclose(thr, [0.9, 0.8, 0.5, 0.1])
+    np.testing.assert_allclose(precision, [1.0, 2 / 3, 3 / 5, 1 / 2])
+    np.testing.assert_allclose(recall, [1 / 3, 2 / 3, 1.0, 1.0])
 
 
 def test_perfect_ranking_scores_one_and_random_ranking_scores_the_positive_rate():
@@ -75,7 +101,6 @@ def test_one_class_sets_give_nan_and_bad_scores_raise():
 
 
 def test_metrics_equal_scikit_learn_on_tied_random_scores():
-    skm = pytest.importorskip("sklearn.metrics")
     for seed in range(5):
         rng = np.random.default_rng(seed)
         y = (rng.random(500) < 0.3).astype(int)

@@ -7,8 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
 from atlasgrn.errors import CheckpointError
+from atlasgrn.features import FeatureSpec
 from atlasgrn.translator import (
     FeatureNormalizer,
     TranslatorConfig,
@@ -17,7 +19,6 @@ from atlasgrn.translator import (
     split_by_group,
     train_translator,
 )
-from atlasgrn.translator.train import _auroc
 
 
 def _task(n: int = 1200, d: int = 8, seed: int = 0, scale: float = 1e-3):
@@ -32,13 +33,21 @@ def _task(n: int = 1200, d: int = 8, seed: int = 0, scale: float = 1e-3):
 
 
 FAST = TranslatorConfig(max_epochs=60, patience=8, seed=0)
+#: A spec whose vvp/gdt dimensions match _task's 8 features (only checkpoints need one).
+SPEC = FeatureSpec(vvp_grid=tuple(range(1, 9)), gdt_levels=tuple(range(8)), background=0.0,
+                   model_sha256="0" * 64, kinds=("vvp", "gdt_uniform"))
+
+
+def _stamped(tr):
+    tr.feature_spec = SPEC
+    return tr
 
 
 def test_translator_learns_a_small_magnitude_signal_on_unseen_pairs():
     x, y, g = _task()
     xt, yt, _ = _task(seed=1)
     tr = train_translator({"gdt": x}, y, g, FAST)
-    auc = _auroc(yt, tr.score({"gdt": xt}))
+    auc = roc_auc_score(yt, tr.score({"gdt": xt}))
     assert auc > 0.85, auc
 
 
@@ -89,22 +98,51 @@ def test_ensemble_is_the_sigmoid_of_the_mean_logit():
 
 def test_checkpoint_round_trip_gives_identical_scores(tmp_path):
     x, y, g = _task(n=500)
-    tr = train_translator({"vvp": x, "gdt": x * 2}, y, g, FAST, provenance={"prior": "unit"})
+    tr = _stamped(train_translator({"vvp": x, "gdt_uniform": x * 2}, y, g, FAST,
+                                   provenance={"prior": "unit"}))
     save_translator(tr, tmp_path / "t")
     back = load_translator_dir(tmp_path / "t")
-    np.testing.assert_array_equal(back.score({"vvp": x, "gdt": x * 2}),
-                                  tr.score({"vvp": x, "gdt": x * 2}))
-    assert back.provenance["prior"] == "unit"
+    np.testing.assert_array_equal(back.score({"vvp": x, "gdt_uniform": x * 2}),
+                                  tr.score({"vvp": x, "gdt_uniform": x * 2}))
+    assert back.provenance["prior"] == "unit" and back.feature_spec == SPEC
     with pytest.raises(CheckpointError, match="already exists"):
         save_translator(tr, tmp_path / "t")
 
 
 def test_checkpoint_with_mismatched_json_is_refused(tmp_path):
     x, y, g = _task(n=300)
-    save_translator(train_translator({"vvp": x}, y, g, FAST), tmp_path / "t")
+    save_translator(_stamped(train_translator({"vvp": x}, y, g, FAST)), tmp_path / "t")
     meta = json.loads((tmp_path / "t" / "translator.json").read_text())
     meta["kinds"]["vvp"]["hidden"] = [16, 8]
     (tmp_path / "t" / "translator.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="shape") as err:
         load_translator_dir(tmp_path / "t")
     assert "\n" not in str(err.value)
+
+
+def test_a_translator_without_a_feature_spec_cannot_be_saved(tmp_path):
+    x, y, g = _task(n=300)
+    with pytest.raises(CheckpointError, match="feature_spec"):
+        save_translator(train_translator({"vvp": x}, y, g, FAST), tmp_path / "t")
+    assert not (tmp_path / "t" / "translator.json").exists()
+
+
+def test_a_kind_whose_width_disagrees_with_the_spec_is_refused(tmp_path):
+    x, y, g = _task(n=300, d=5)
+    save_translator(_stamped(train_translator({"vvp": x}, y, g, FAST)), tmp_path / "t")
+    with pytest.raises(CheckpointError, match="takes 5 features but its feature_spec gives 8"):
+        load_translator_dir(tmp_path / "t")
+
+
+def test_threshold_guidance_reports_precision_and_recall_at_top_fractions():
+    from atlasgrn.translator.guidance import threshold_guidance
+
+    y = np.array([1, 1, 1, 0, 1, 0, 0, 0, 0, 0])
+    s = np.linspace(1.0, 0.1, 10)  # already ranked
+    g = threshold_guidance(y, s)
+    assert g["pairs"] == 10 and g["positives"] == 4 and g["prevalence"] == 0.4
+    by_frac = {r["fraction_above"]: r for r in g["thresholds"]}
+    assert by_frac[0.5]["precision"] == 0.8 and by_frac[0.5]["recall"] == 1.0
+    assert any(r["score"] == 0.5 for r in g["thresholds"])
+    assert "prevalence" in g["note"]
+    assert threshold_guidance(np.ones(3), np.ones(3))["thresholds"] == []

@@ -4,9 +4,11 @@ Conventions: higher score = more likely an edge; tied scores are one threshold (
 order pairs it scores equally, so ties are never broken in its favour). Metrics of a set with no
 positives or no negatives are NaN, not an exception: protocol B can empty one class.
 
-- ``average_precision``: step-wise AP, ``sum_n (R_n - R_{n-1}) P_n`` over distinct thresholds
-  (the definition of scikit-learn's ``average_precision_score``; no interpolation).
-- ``auroc``: Mann-Whitney U / (n_pos n_neg) with average ranks for ties.
+- ``average_precision``: step-wise AP, ``sum_n (R_n - R_{n-1}) P_n`` over distinct thresholds,
+  no interpolation: scikit-learn's ``average_precision_score``.
+- ``auroc``: scikit-learn's ``roc_auc_score`` (= Mann-Whitney U / (n_pos n_neg), ties count 1/2).
+- ``pr_curve``: scikit-learn's ``precision_recall_curve`` without its artificial end point
+  (recall 0, precision 1), highest threshold first.
 - ``auprc_ratio``: AP / positive rate (1 = random).
 - ``early_precision`` / EPR, after BEELINE (Pratapa et al. 2020, ``BLEval/computeEarlyPrec``):
   k = number of true edges among the candidates; the predicted set is every candidate scoring
@@ -24,7 +26,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
+from sklearn.metrics import (
+    average_precision_score,
+    precision_recall_curve,
+    roc_auc_score,
+)
 
 from .splits import PairSet
 
@@ -50,27 +56,20 @@ def _both_classes(y: np.ndarray) -> bool:
     return 0 < int(y.sum()) < len(y)
 
 
-def _threshold_counts(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(true positives, false positives, threshold) at each distinct score, highest first."""
-    order = np.argsort(-s, kind="mergesort")
-    s, y = s[order], y[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
-    tps = np.cumsum(y)[last]
-    fps = last + 1 - tps
-    return tps, fps, s[last]
-
-
 def pr_curve(labels: np.ndarray, scores: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(precision, recall, threshold) at each distinct score, highest threshold first.
 
-    For plotting as a step function from (recall 0, precision of the first threshold).
+    For plotting as a step function from (recall 0, precision of the first threshold). Empty
+    arrays when one class is absent.
     """
     y, s = _check(labels, scores)
     if not _both_classes(y):
         return np.empty(0), np.empty(0), np.empty(0)
-    tps, fps, thr = _threshold_counts(y, s)
-    return tps / (tps + fps), tps / tps[-1], thr
+    precision, recall, thresholds = precision_recall_curve(y, s, drop_intermediate=False)
+    # sklearn: lowest threshold first, plus a final (recall 0, precision 1) point that belongs
+    # to no threshold; drop it and reverse.
+    return precision[:-1][::-1], recall[:-1][::-1], thresholds[::-1]
 
 
 def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -78,10 +77,7 @@ def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
     y, s = _check(labels, scores)
     if not _both_classes(y):
         return float("nan")
-    tps, fps, _ = _threshold_counts(y, s)
-    precision = tps / (tps + fps)
-    recall = tps / tps[-1]
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    return float(average_precision_score(y, s))
 
 
 def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -89,11 +85,7 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     y, s = _check(labels, scores)
     if not _both_classes(y):
         return float("nan")
-    ranks = rankdata(s)
-    n_pos = int(y.sum())
-    n_neg = len(y) - n_pos
-    u = ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2.0
-    return float(u / (n_pos * n_neg))
+    return float(roc_auc_score(y, s))
 
 
 def auprc_ratio(labels: np.ndarray, scores: np.ndarray) -> float:

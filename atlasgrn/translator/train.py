@@ -9,32 +9,18 @@ same weights bit for bit on CPU.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import torch
+from sklearn.metrics import roc_auc_score
 from torch import nn
 
+from .config import TranslatorConfig
 from .mlp import EdgeMLP
 from .model import KindModel, Translator
 from .normalize import FeatureNormalizer
-
-
-@dataclass(frozen=True)
-class TranslatorConfig:
-    """Hyper-parameters of translator training (recorded in ``translator.json``)."""
-
-    hidden: tuple[int, ...] = (64, 32)
-    dropout: float = 0.1
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    batch_size: int = 256
-    max_epochs: int = 300
-    patience: int = 20
-    val_fraction: float = 0.2
-    seed: int = 0
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def split_by_group(groups: np.ndarray, val_fraction: float, seed: int
@@ -139,19 +125,9 @@ def train_translator(features: Mapping[str, np.ndarray], labels: np.ndarray,
 
 
 def _auroc(y: np.ndarray, s: np.ndarray) -> float | None:
-    """Rank-based AUROC (Mann-Whitney), ties averaged; None if one class is absent."""
+    """AUROC (scikit-learn's ``roc_auc_score``, ties count one half); None if one class is
+    absent (a tiny validation split can have no positives)."""
     y = np.asarray(y).astype(bool)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
+    if y.all() or not y.any():
         return None
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s), dtype=np.float64)
-    sorted_s = np.asarray(s)[order]
-    i = 0
-    while i < len(s):
-        j = i
-        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    return float(roc_auc_score(y, s))
