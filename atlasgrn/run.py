@@ -4,7 +4,10 @@ Builds the atlas-wide GRN with the distributed engine (``atlasgrn.engine``): fro
 replicas score gene-pair blocks of every dataset, edges land as hive-partitioned Parquet with a
 cross-dataset consensus, a manifest and ``_SUCCESS``. With no atlas it runs on the bundled demo
 atlas; with no model/translator it uses the bundled ones; with no cluster it starts Ray locally.
-Exit codes: 0 done, 1 blocks failed (rerun to resume), 2 bad input (one line on stderr).
+Exit codes: 0 done; 1 blocks still failing after the retry rounds (rerun to resume); 2 bad input
+(one line on stderr, nothing written); 3 interrupted: no replica could start within
+``--start-timeout``, or the driver lost its Ray node (one line says how many blocks are safe;
+rerun to resume).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ DEFAULT_OUT_ROOT = "atlasgrn-out"
 #: Regulators per dataset when the job runs on the bundled demo atlas with no --max-regulators:
 #: every regulator of the three demo datasets is ~1M pairs, hours on a laptop CPU.
 DEMO_MAX_REGULATORS = 6
-EXIT_FAILED_BLOCKS = 1
+PROG = "atlasgrn.run"
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -34,6 +37,15 @@ def _floats(text: str) -> tuple[float, ...]:
     return vals
 
 
+def _gpus(text: str) -> str | float:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected 'auto' or a number of GPUs") from None
+
+
 def _background(text: str) -> str | float:
     if text == "profile":
         return text
@@ -44,45 +56,71 @@ def _background(text: str) -> str | float:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The job's options (shared by ``python -m atlasgrn.run`` and ``atlasgrn run``)."""
+    """The job's options (shared by ``python -m atlasgrn.run`` and ``atlasgrn run``).
+
+    Every default is read from :class:`RunConfig`; the probe options only assert the
+    translator's feature spec (a contradiction is refused), so they default to "as trained".
+    """
+    from .cli_defaults import field_default
+    from .engine.config import RunConfig
+
+    def default(name: str):
+        return field_default(RunConfig, name)
+
+    as_trained = "must match the translator's feature spec if given (default: the spec's)"
     p.add_argument("atlas", nargs="?", default=None,
                    help="atlas path or URL (default: the bundled demo atlas)")
     p.add_argument("--out", default=None,
                    help=f"output directory or object-store prefix (default: "
                         f"./{DEFAULT_OUT_ROOT}/<atlas name>)")
-    p.add_argument("--model", default=None, help="model directory (default: bundled model)")
-    p.add_argument("--translator", default=None,
-                   help="translator directory (default: bundled translator)")
+    p.add_argument("--model", default=default("model"),
+                   help="model directory (default: bundled model)")
+    p.add_argument("--translator", default=default("translator"),
+                   help="translator directory (default: bundled translator); its feature spec "
+                        "decides how every feature is computed")
     p.add_argument("--datasets", action="append", default=None, metavar="NAME[,NAME]",
                    help="datasets to build (repeatable or comma-separated; default: all)")
-    p.add_argument("--regulators", default=None, metavar="FILE",
+    p.add_argument("--regulators", default=default("regulators"), metavar="FILE",
                    help="candidate regulators, one symbol a line (default: the bundled TF list "
                         "of each dataset's species)")
-    p.add_argument("--max-regulators", type=int, default=None, metavar="N",
+    p.add_argument("--max-regulators", type=int, default=default("max_regulators"), metavar="N",
                    help="per dataset, only the N most-expressed candidate regulators (default: "
                         f"all; {DEMO_MAX_REGULATORS} on the bundled demo atlas, so the demo ends "
                         "in minutes on a laptop CPU)")
-    p.add_argument("--source-block", type=int, default=32, help="regulators per block")
-    p.add_argument("--target-block", type=int, default=128, help="targets per block")
-    p.add_argument("--replicas", type=int, default=1, help="model replicas (actor pool size)")
-    p.add_argument("--gpus-per-replica", type=float, default=1.0,
-                   help="GPUs per replica, fractional allowed (CPU when none is present)")
-    p.add_argument("--cpus-per-replica", type=float, default=1.0,
+    p.add_argument("--source-block", type=int, default=default("source_block"),
+                   help=f"regulators per block; {as_trained}")
+    p.add_argument("--target-block", type=int, default=default("target_block"),
+                   help=f"targets per block; {as_trained}")
+    p.add_argument("--address", default=default("address"),
+                   help="Ray cluster to use (default: $RAY_ADDRESS, which `ray job submit` "
+                        "sets, else a fresh local Ray)")
+    p.add_argument("--replicas", type=int, default=default("replicas"),
+                   help="model replicas (actor pool size)")
+    p.add_argument("--gpus-per-replica", type=_gpus, default=default("gpus_per_replica"),
+                   help="GPUs per replica, fractions allowed; 'auto': one where the cluster "
+                        "has or can get GPU nodes, else CPU replicas (default: %(default)s)")
+    p.add_argument("--cpus-per-replica", type=float, default=default("cpus_per_replica"),
                    help="CPUs per replica (also its torch threads)")
-    p.add_argument("--vvp-grid", type=_floats, default=None, metavar="X,X,...",
-                   help="VVP grid (default: translator's, else model's)")
-    p.add_argument("--gdt-levels", type=_floats, default=None, metavar="A,A,...",
-                   help="GDT levels (default: translator's, else model's)")
-    p.add_argument("--gdt-reading", choices=("uniform", "source"), default=None)
-    p.add_argument("--background", type=_background, default=None,
-                   help="'profile' (the dataset's mean cell) or a scalar value (default: "
-                        "translator's, else 'profile')")
-    p.add_argument("--context-len", type=int, default=None,
-                   help="tokens per probe context (default: translator's, else min(model "
-                        "max_len, 256))")
-    p.add_argument("--retries", type=int, default=2, help="extra rounds for failed blocks")
-    p.add_argument("--read-tasks", type=int, default=0, help="read tasks (0: automatic)")
-    p.add_argument("--progress-every", type=float, default=10.0, metavar="SECONDS")
+    p.add_argument("--vvp-grid", type=_floats, default=default("vvp_grid"), metavar="X,X,...",
+                   help=f"VVP grid; {as_trained}")
+    p.add_argument("--gdt-levels", type=_floats, default=default("gdt_levels"),
+                   metavar="A,A,...", help=f"GDT levels; {as_trained}")
+    p.add_argument("--gdt-reading", choices=("uniform", "source"), default=default("gdt_reading"),
+                   help="GDT reading; must be the one in the translator's ensemble if given")
+    p.add_argument("--background", type=_background, default=default("background"),
+                   help=f"'profile' (the dataset's mean cell) or a scalar value; {as_trained}")
+    p.add_argument("--context-len", type=int, default=default("context_len"),
+                   help=f"tokens per probe context; {as_trained}")
+    p.add_argument("--retries", type=int, default=default("retries"),
+                   help="extra rounds for failed blocks")
+    p.add_argument("--read-tasks", type=int, default=default("read_tasks"),
+                   help="read tasks (0: automatic)")
+    p.add_argument("--progress-every", type=float, default=default("progress_every_s"),
+                   metavar="SECONDS", help="seconds between progress lines")
+    p.add_argument("--start-timeout", type=float, default=default("start_timeout_s"),
+                   metavar="SECONDS", help="give up (exit 3, saying what is pending) when no "
+                                           "replica has started after this long "
+                                           "(default: %(default)s)")
     p.add_argument("--plan", action="store_true",
                    help="dry run: print blocks, estimated GPU-hours (one block timed here) and "
                         "output size, then exit")
@@ -123,7 +161,8 @@ def config_from_args(args: argparse.Namespace):
                      gdt_levels=args.gdt_levels, gdt_reading=args.gdt_reading,
                      background=args.background, context_len=args.context_len,
                      retries=args.retries, read_tasks=args.read_tasks,
-                     progress_every_s=args.progress_every)
+                     progress_every_s=args.progress_every, address=args.address,
+                     start_timeout_s=args.start_timeout)
 
 
 def _stem(atlas: str) -> str:
@@ -137,36 +176,78 @@ def _check_atlas_exists(atlas: str) -> None:
                             remedy="give the path or URL of an atlas (atlasgrn ingest builds one)")
 
 
-def run(args: argparse.Namespace) -> int:
-    from .engine.job import prepare, run_job
+def run(args: argparse.Namespace, prog: str = PROG) -> int:
+    """The job for parsed options: ``--plan`` here, a build in a supervised child (see
+    :mod:`atlasgrn.engine.supervisor`: a driver that loses its Ray node is reported)."""
+    from .engine.supervisor import run_supervised
 
     config = config_from_args(args)
     _check_atlas_exists(config.atlas)
-    prep = prepare(config)
     if args.plan:
-        import torch
+        return _plan(config)
+    return run_supervised(lambda: _build(config, args.top), config.out, prog)
 
-        from .engine.estimate import estimate
-        for p in prep.plans:
-            print(f"  {p.dataset}: {len(p.genes):,} genes, {len(p.sources):,} regulators, "
-                  f"{len(p.blocks):,} blocks, {p.n_pairs:,} pairs")
-        est = estimate(prep, device="cuda" if torch.cuda.is_available() else "cpu")
-        for line in est.lines(config.replicas, config.gpus_per_replica):
-            print(line)
-        return 0
-    result = run_job(config, prepared=prep)
-    if result.status != "complete":
-        return EXIT_FAILED_BLOCKS
-    _print_summary(result.out, args.top)
+
+def _plan(config) -> int:
+    import torch
+
+    from .engine.estimate import estimate
+    from .engine.job import prepare
+
+    prep = prepare(config)
+    for p in prep.plans:
+        print(f"  {p.dataset}: {len(p.genes):,} genes, {len(p.sources):,} regulators, "
+              f"{len(p.blocks):,} blocks, {p.n_pairs:,} pairs")
+    est = estimate(prep, device="cuda" if torch.cuda.is_available() else "cpu")
+    for line in est.lines(config.replicas):
+        print(line)
     return 0
 
 
+def _build(config, top: int) -> int:
+    from .engine.job import run_job
+    from .engine.supervisor import EXIT_FAILED_BLOCKS, EXIT_INTERRUPTED
+
+    result = run_job(config)
+    if result.status == "stalled":
+        return EXIT_INTERRUPTED
+    if result.status != "complete":
+        return EXIT_FAILED_BLOCKS
+    _print_summary(result.out, top)
+    return 0
+
+
+def _guidance_lines(out) -> list[str]:
+    """Where to threshold: the translator's validation precision/recall from the manifest."""
+    import json
+
+    from .engine.output import MANIFEST
+
+    try:
+        guide = json.loads(out.read_text(out.path(MANIFEST))).get("threshold_guidance")
+    except (OSError, ValueError):
+        return []
+    if not guide or not guide.get("thresholds"):
+        return ["scores rank pairs; this translator recorded no validation thresholds"]
+    lines = ["scores rank pairs (not calibrated probabilities); on held-out regulators with "
+             "one negative per positive the translator reached:"]
+    for row in guide["thresholds"]:
+        precision = "n/a" if row["precision"] is None else f"{row['precision']:.2f}"
+        lines.append(f"  score >= {row['score']:.3f} (top {100 * row['fraction_above']:.0f}% "
+                     f"of pairs): precision {precision}, recall {row['recall']:.2f}")
+    lines.append("  (precision is lower at native edge density; see threshold_guidance in the "
+                 "manifest)")
+    return lines
+
+
 def _print_summary(out_uri: str, top: int) -> None:
-    from .engine.sink import RunOutput
+    from .engine.output import RunOutput
 
     out = RunOutput(out_uri)
     print(f"edges (hive-partitioned Parquet): {out.path('edges')}")
     print(f"consensus: {out.path('consensus')}; manifest: {out.path('manifest.json')}")
+    for line in _guidance_lines(out):
+        print(line)
     if top > 0:
         import pyarrow.dataset as pads
         cons = pads.dataset(out.path("consensus"), format="parquet", filesystem=out.fs)
@@ -181,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except AtlasgrnError as exc:
-        print(f"atlasgrn.run: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 

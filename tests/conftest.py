@@ -1,4 +1,5 @@
-"""Shared test fixtures: the real data beside the project, and small atlases."""
+"""Session fixtures, built once per test session: the real data beside the project, one local
+Ray, and one simulated world (atlas, pre-trained model, translator) for every engine test."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The main job forks its build into a supervised child (atlasgrn.engine.supervisor); in-process
+# tests read its stderr with capsys and share one Ray session, so they run it in this process.
+# The tests of the supervisor itself start `python -m atlasgrn.run` without this variable.
+os.environ.setdefault("ATLASGRN_IN_PROCESS", "1")
 SHARED_DATA = Path(os.environ.get("ATLASGRN_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
@@ -23,3 +28,43 @@ def shared_data_path(*parts: str) -> Path:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return shared_data_path()
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the whole session: 2 CPUs, 2 *logical* GPUs (placement is testable
+    on a CPU box; the model falls back to CPU)."""
+    import ray
+    from ray.data import DataContext
+
+    started = False
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, num_gpus=2, object_store_memory=200 * 1024**2,
+                 include_dashboard=False, log_to_driver=False)
+        started = True
+    DataContext.get_current().enable_progress_bars = False
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def sim_world(tmp_path_factory):
+    """The simulated atlas, a model pre-trained on it and a translator from train-translator."""
+    from .engine_helpers import build_world
+
+    return build_world(tmp_path_factory.mktemp("engine-world"))
+
+
+@pytest.fixture(scope="session")
+def clean_run(ray_session, sim_world, tmp_path_factory):
+    """One complete job over the simulated world (2 replicas on the 2 logical GPUs): the
+    reference run that the fault, resume and API tests compare their edges with."""
+    from atlasgrn.engine.config import RunConfig
+    from atlasgrn.engine.job import run_job
+
+    out = tmp_path_factory.mktemp("clean") / "run"
+    config = RunConfig(atlas=sim_world.atlas, out=str(out), model=sim_world.model_dir,
+                       translator=sim_world.translator_dir, replicas=2, gpus_per_replica=1.0,
+                       cpus_per_replica=0.5, progress_every_s=0.0)
+    return out, run_job(config, log=lambda _m: None)

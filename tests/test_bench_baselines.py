@@ -5,9 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from atlasgrn.bench import (Expression, PairSet, ScoreMatrix, degree_prior, expression_score,
-                            mutual_information_matrix, pearson_matrix, random_scores,
-                            spearman_matrix, target_is_tf, tree_importance_matrix)
+from atlasgrn.bench import (
+    Expression,
+    PairSet,
+    ScoreMatrix,
+    degree_prior,
+    expression_score,
+    mutual_information_matrix,
+    pearson_matrix,
+    random_scores,
+    spearman_matrix,
+    target_is_tf,
+    tree_importance_matrix,
+)
 
 
 def _expression(n_cells: int = 200, n_genes: int = 12, seed: int = 0) -> Expression:

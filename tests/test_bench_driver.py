@@ -10,9 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from atlasgrn.bench.config import BenchConfig
 from atlasgrn.bench.metrics import RESULT_COLUMNS
-from atlasgrn.bench.run import (Matrix, ens_stats_matrix, percentile, select_sets,
-                                BenchConfig, subsample_tfs)
+from atlasgrn.bench.run import (
+    Matrix,
+    ens_stats_matrix,
+    percentile,
+    select_sets,
+    subsample_tfs,
+)
 from atlasgrn.bench.splits import PairSet
 from atlasgrn.cli import main
 from atlasgrn.models import save_model

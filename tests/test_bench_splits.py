@@ -7,9 +7,21 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from atlasgrn.bench import (PairSet, average_precision, build_protocols, degree_bins, discover,
-                            find_set, load_network_set, protocol_a, protocol_b, protocol_c,
-                            protocol_m, target_is_tf, training_pairs)
+from atlasgrn.bench import (
+    PairSet,
+    average_precision,
+    build_protocols,
+    degree_bins,
+    discover,
+    find_set,
+    load_network_set,
+    protocol_a,
+    protocol_b,
+    protocol_c,
+    protocol_m,
+    target_is_tf,
+    training_pairs,
+)
 from tests.bench_toy import build_toy_tree, random_network, toy_genes, write_set
 
 

@@ -1,5 +1,6 @@
 """Bad input fails before any work: one line on stderr, exit 2, no _SUCCESS, nothing removed.
-Also: the sink's atomic writes, consensus and CLI options the cluster YAMLs rely on."""
+Also: the output layout's atomic writes, consensus, CLI options the cluster YAMLs rely on, and
+the feature contract between the translator and the job."""
 
 from __future__ import annotations
 
@@ -9,11 +10,16 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from atlasgrn.engine.output import (
+    RunOutput,
+    edges_dataset,
+    edges_table,
+    write_consensus,
+)
 from atlasgrn.engine.plan import plan_dataset
-from atlasgrn.engine.sink import RunOutput, edges_dataset, edges_table, write_consensus
 from atlasgrn.run import main, parser
 
-from .engine_helpers import sim_world  # noqa: F401 - fixture
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _run(capsys, argv) -> tuple[int, str]:
@@ -25,14 +31,14 @@ def _common(world) -> list[str]:
     return ["--model", world.model_dir, "--translator", world.translator_dir]
 
 
-def test_missing_atlas_is_one_line_exit_2(tmp_path, capsys, sim_world):  # noqa: F811
+def test_missing_atlas_is_one_line_exit_2(tmp_path, capsys, sim_world):
     rc, err = _run(capsys, [str(tmp_path / "nope.zarr"), "--out", str(tmp_path / "o"),
                             *_common(sim_world)])
     assert rc == 2 and len(err.splitlines()) == 1 and "nope.zarr" in err
     assert not (tmp_path / "o").exists()
 
 
-def test_unknown_dataset_is_one_line_exit_2(tmp_path, capsys, sim_world):  # noqa: F811
+def test_unknown_dataset_is_one_line_exit_2(tmp_path, capsys, sim_world):
     rc, err = _run(capsys, [sim_world.atlas, "--out", str(tmp_path / "o"), "--datasets",
                             "sim00,nosuch", *_common(sim_world)])
     assert rc == 2 and len(err.splitlines()) == 1
@@ -40,8 +46,7 @@ def test_unknown_dataset_is_one_line_exit_2(tmp_path, capsys, sim_world):  # noq
     assert not (tmp_path / "o").exists()
 
 
-def test_dataset_without_vocabulary_genes_is_one_line_exit_2(tmp_path, capsys,
-                                                               sim_world):  # noqa: F811
+def test_dataset_without_vocabulary_genes_is_one_line_exit_2(tmp_path, capsys, sim_world):
     from atlasgrn.atlas.writer import DatasetWriter
 
     atlas = str(tmp_path / "alien.zarr")
@@ -51,16 +56,16 @@ def test_dataset_without_vocabulary_genes_is_one_line_exit_2(tmp_path, capsys,
         w.commit()
     rc, err = _run(capsys, [atlas, "--out", str(tmp_path / "o"), *_common(sim_world)])
     assert rc == 2 and len(err.splitlines()) == 1
-    assert "no gene of dataset 'alien'" in err and "fix:" in err
+    assert "dataset 'alien'" in err and "vocabulary" in err and "fix:" in err
 
 
-def test_missing_translator_is_one_line_exit_2(tmp_path, capsys, sim_world):  # noqa: F811
+def test_missing_translator_is_one_line_exit_2(tmp_path, capsys, sim_world):
     rc, err = _run(capsys, [sim_world.atlas, "--out", str(tmp_path / "o"), "--model",
                             sim_world.model_dir, "--translator", str(tmp_path / "none")])
     assert rc == 2 and len(err.splitlines()) == 1 and "translator" in err
 
 
-def test_non_run_directory_is_refused_and_kept(tmp_path, capsys, sim_world):  # noqa: F811
+def test_non_run_directory_is_refused_and_kept(tmp_path, capsys, sim_world):
     out = tmp_path / "o"
     out.mkdir()
     (out / "precious.txt").write_text("keep me")
@@ -70,10 +75,24 @@ def test_non_run_directory_is_refused_and_kept(tmp_path, capsys, sim_world):  # 
     assert sorted(p.name for p in out.iterdir()) == ["precious.txt"]
 
 
-def test_block_wider_than_the_context_is_refused(tmp_path, capsys, sim_world):  # noqa: F811
-    rc, err = _run(capsys, [sim_world.atlas, "--out", str(tmp_path / "o"), "--context-len",
-                            "50", "--target-block", "100", *_common(sim_world)])
-    assert rc == 2 and "context" in err and "--target-block" in err
+@pytest.mark.parametrize("option,value,field", [
+    ("--context-len", "50", "context_len"), ("--target-block", "100", "target_block"),
+    ("--background", "profile", "background"), ("--vvp-grid", "1,2", "vvp_grid")])
+def test_an_option_contradicting_the_translators_spec_is_refused(tmp_path, capsys, sim_world,
+                                                                  option, value, field):
+    rc, err = _run(capsys, [sim_world.atlas, "--out", str(tmp_path / "o"), option, value,
+                            *_common(sim_world)])
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert f"{option} {value}" in err and f"feature_spec.{field}" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_translator_trained_on_another_models_features_is_refused(tmp_path, capsys,
+                                                                   sim_world):
+    rc, err = _run(capsys, [sim_world.atlas, "--out", str(tmp_path / "o"), "--translator",
+                            sim_world.translator_dir])  # bundled model, world's translator
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert "feature_spec.model_sha256" in err and "train-translator" in err
 
 
 def test_cli_has_the_options_the_cluster_yamls_use():
@@ -92,8 +111,8 @@ def _spec_table(ds: str, rng: np.random.Generator):
     t = np.tile(np.array(spec.targets, dtype=object), 2)
     keep = s != t
     n = int(keep.sum())
-    return spec, edges_table(spec, s[keep], t[keep], rng.random(n), rng.random(n),
-                             rng.random(n))
+    return spec, edges_table(s[keep], t[keep], rng.random(n),
+                             {"vvp": rng.random(n), "gdt_uniform": rng.random(n)})
 
 
 def test_atomic_write_leaves_no_partial_file_readers_would_see(tmp_path):
@@ -142,23 +161,49 @@ def test_translator_bundled_absent_is_a_clear_error(monkeypatch, tmp_path):
         atlasgrn.load_translator()
 
 
-def test_the_job_probes_with_the_settings_the_bundled_translator_was_trained_with():
-    """No train/serve skew: `train-translator` records its feature settings under
-    provenance["features"]; the job must take background, context and grids from there."""
+def test_the_job_serves_the_bundled_translators_feature_spec():
+    """No train/serve skew: the job's features are the translator's spec, field for field."""
     import atlasgrn
+    from atlasgrn.atlas.bundled import demo_atlas_path
     from atlasgrn.engine.config import RunConfig
-    from atlasgrn.engine.scoring import resolve_probe_settings
+    from atlasgrn.engine.job import prepare
 
     translator = atlasgrn.load_translator()
-    trained = translator.provenance["features"]
-    model_config = atlasgrn.load_model().config
-    got = resolve_probe_settings(RunConfig(atlas="a.zarr", out="o"), model_config, translator)
-    assert got.background == trained["background"] == model_config.values.background
-    assert got.context_len == trained["context_len"]
-    assert list(got.vvp_grid) == trained["vvp_grid"]
-    assert list(got.gdt_levels) == trained["gdt_levels"]
-    assert got.kinds == ("vvp", "gdt_uniform")
-    # an explicit option still wins over the record
-    override = resolve_probe_settings(RunConfig(atlas="a.zarr", out="o", background="profile"),
-                                      model_config, translator)
-    assert override.background == "profile"
+    prep = prepare(RunConfig(atlas=str(demo_atlas_path()), out="unused", max_regulators=2))
+    assert prep.spec == translator.feature_spec
+    assert prep.kinds == translator.ensemble_kinds
+    assert all(len(d.anchors) <= prep.spec.context_len for d in prep.datasets)
+    assert all(len(set(b.sources) | set(b.targets)) <= prep.spec.context_len
+               for b in prep.specs)
+
+
+def test_main_job_with_a_contradicting_context_len_exits_2_with_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "atlasgrn.run", "--context-len", "128",
+                           "--out", str(tmp_path / "o")], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--context-len 128" in lines[0]
+    assert "feature_spec.context_len 256" in lines[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_out_that_is_a_file_is_called_a_file(tmp_path, capsys, sim_world):
+    target = tmp_path / "edges.csv"
+    target.write_text("a user's file")
+    rc, err = _run(capsys, [sim_world.atlas, "--out", str(target), *_common(sim_world)])
+    assert rc == 2 and len(err.splitlines()) == 1 and "is a file, not a directory" in err
+    assert target.read_text() == "a user's file"
+
+
+@pytest.mark.parametrize("option,value", [("--replicas", "0"), ("--cpus-per-replica", "0"),
+                                          ("--gpus-per-replica", "-1"), ("--retries", "-1")])
+def test_an_out_of_range_option_is_named_in_its_remedy(tmp_path, capsys, sim_world, option,
+                                                       value):
+    rc, err = _run(capsys, [sim_world.atlas, "--out", str(tmp_path / "o"), option, value,
+                            *_common(sim_world)])
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert f"{option} {value} is out of range" in err and f"fix: give {option}" in err

@@ -13,23 +13,20 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.dataset as pads
-import pytest
 
 from atlasgrn.bench.metrics import auprc_ratio
 from atlasgrn.engine.config import RunConfig
 from atlasgrn.engine.job import FAULT_ENV, run_job
-from atlasgrn.engine.sink import RunOutput, edges_dataset
-
-from .engine_helpers import ray_session, sim_world  # noqa: F401 - fixtures
+from atlasgrn.engine.output import RunOutput, edges_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-BLOCKS = {"source_block": 5, "target_block": 60}
 
 
 def _config(world, out: Path, **kw) -> RunConfig:
+    """The clean run's configuration (conftest.clean_run), with ``kw`` changed."""
     base = dict(atlas=world.atlas, out=str(out), model=world.model_dir,
                 translator=world.translator_dir, replicas=2, gpus_per_replica=1.0,
-                cpus_per_replica=0.5, progress_every_s=0.0, **BLOCKS)
+                cpus_per_replica=0.5, progress_every_s=0.0)
     base.update(kw)
     return RunConfig(**base)
 
@@ -39,20 +36,15 @@ def _edge_bytes(out: Path) -> dict[str, bytes]:
     return {str(f.relative_to(out)): f.read_bytes() for f in files}
 
 
-@pytest.fixture(scope="module")
-def clean_run(ray_session, sim_world, tmp_path_factory):  # noqa: F811
-    out = tmp_path_factory.mktemp("clean") / "run"
-    result = run_job(_config(sim_world, out), log=lambda _m: None)
-    return out, result
-
-
 def test_job_writes_the_design_layout(clean_run):
     out, result = clean_run
     assert result.status == "complete" and result.blocks_failed == []
     assert (out / "_SUCCESS").exists() and (out / "manifest.json").exists()
     edges = edges_dataset(RunOutput(str(out))).to_table()
-    assert set(edges.column_names) >= {"source", "target", "score", "logit_vvp", "logit_gdt",
-                                       "dataset"}
+    kinds = json.loads((out / "manifest.json").read_text())["kinds"]
+    assert kinds[0] == "vvp" and kinds[1] in ("gdt_uniform", "gdt_source")
+    assert edges.column_names == ["source", "target", "score", *(f"logit_{k}" for k in kinds),
+                                  "dataset"]
     assert sorted(set(edges["dataset"].to_pylist())) == ["sim00", "sim01"]
     df = edges.to_pandas()
     assert not (df["source"] == df["target"]).any()                 # self pairs masked
@@ -119,13 +111,12 @@ def test_replicas_holding_every_cpu_still_complete_with_identical_edges(clean_ru
 
 
 def test_sigkilled_driver_resumes_only_missing_blocks_with_identical_edges(
-        clean_run, ray_session, sim_world, tmp_path):  # noqa: F811
+        clean_run, ray_session, sim_world, tmp_path):
     clean_out, clean = clean_run
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "atlasgrn.run", sim_world.atlas, "--out", str(out),
            "--model", sim_world.model_dir, "--translator", sim_world.translator_dir,
-           "--source-block", str(BLOCKS["source_block"]),
-           "--target-block", str(BLOCKS["target_block"]), "--replicas", "1",
+           "--replicas", "1",
            "--gpus-per-replica", "1", "--cpus-per-replica", "0.5", "--top", "0"]
     env = dict(os.environ, RAY_ADDRESS=ray_session.get_runtime_context().gcs_address)
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
@@ -161,7 +152,7 @@ def test_output_of_another_run_is_refused_with_exit_2_and_kept(clean_run, sim_wo
     out, _ = clean_run
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     rc = main([sim_world.atlas, "--out", str(out), "--model", sim_world.model_dir,
-               "--translator", sim_world.translator_dir, "--source-block", "7"])
+               "--translator", sim_world.translator_dir, "--max-regulators", "3"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1
     assert "another run" in err and "--out" in err

@@ -1,24 +1,21 @@
-"""``atlasgrn train-translator`` and the blockwise, cached probe features behind it."""
+"""``atlasgrn train-translator``: a translator from a prior, stamped with its feature spec."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from atlasgrn.cli import main
+from atlasgrn.digest import file_sha256, model_sha256
+from atlasgrn.errors import CheckpointError
+from atlasgrn.features import FeatureSpec, build_universe, compute_table
 from atlasgrn.models import save_model
 from atlasgrn.models.testing import tiny_model
-from atlasgrn.probes import gdt, vvp
+from atlasgrn.training import read_prior
 from atlasgrn.translator import load_translator_dir
-from atlasgrn.translator.features import (CacheStats, FeatureSettings, _blocks,
-                                          compute_features, file_digest, model_digest,
-                                          pair_features)
-from atlasgrn.translator.prior import read_prior
 
 from .bench_toy import random_network
 from .conftest import shared_data_path
@@ -57,19 +54,44 @@ def test_trains_and_saves_a_checkpoint_with_provenance(files: dict[str, Path]) -
     assert _train(files, "tr") == 0
     meta = json.loads((files["base"] / "tr" / "translator.json").read_text())
     prov = meta["provenance"]
-    assert prov["prior"]["sha256"] == file_digest(files["prior"])
-    assert prov["genes"]["sha256"] == file_digest(files["genes"])
+    assert prov["prior"]["sha256"] == file_sha256(files["prior"])
+    assert prov["genes"]["sha256"] == file_sha256(files["genes"])
     model = tiny_model(0, GENES, d_model=16, n_layers=1, d_ff=32)
-    assert prov["model"]["sha256"] == model_digest(model)
-    assert prov["features"]["vvp_grid"] == list(model.config.values.vvp_grid)
+    assert prov["model"]["sha256"] == model_sha256(model)
     assert prov["labels"]["positives"] == 45 and prov["labels"]["pairs"] == 90
+    guide = prov["ensemble"]["validation"]
+    assert guide["pairs"] > 0 and {r["score"] for r in guide["thresholds"]} >= {0.5}
     assert set(meta["kinds"]) == {"vvp", "gdt_uniform", "gdt_source", "emb_concat", "emb_sum"}
     assert meta["ensemble_kinds"][0] == "vvp" and meta["ensemble_kinds"][1].startswith("gdt_")
     tr = load_translator_dir(files["base"] / "tr")
-    feats, ok = pair_features(model, GENES, ["G0", "G1"], ["G5", "G9"],
-                              kinds=tr.ensemble_kinds)
+    spec = tr.feature_spec
+    assert spec == FeatureSpec.for_model(model, kinds=tuple(meta["kinds"]))
+    assert meta["feature_spec"]["model_sha256"] == model_sha256(model)
+    table = compute_table(model, spec, build_universe(model.vocab, GENES, spec), ["G0", "G1"],
+                          list(tr.ensemble_kinds))
+    feats, ok = table.gather(["G0", "G1"], ["G5", "G9"])
     p = tr.score(feats)
     assert ok.all() and p.shape == (2,) and ((p > 0) & (p < 1)).all()
+
+
+def test_spec_options_are_recorded_and_served(files: dict[str, Path]) -> None:
+    assert _train(files, "tr_ctx", "--context-len", "24", "--source-block", "4",
+                  "--target-block", "12") == 0
+    spec = load_translator_dir(files["base"] / "tr_ctx").feature_spec
+    assert (spec.context_len, spec.source_block, spec.target_block) == (24, 4, 12)
+
+
+def test_translator_without_a_feature_spec_is_refused_with_how_to_retrain(
+        files: dict[str, Path]) -> None:
+    assert _train(files, "tr_old") == 0
+    path = files["base"] / "tr_old" / "translator.json"
+    meta = json.loads(path.read_text())
+    del meta["feature_spec"]
+    meta["format"] = 1
+    path.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError) as err:
+        load_translator_dir(path.parent)
+    assert "feature_spec" in str(err.value) and "train-translator" in str(err.value)
 
 
 def test_rerun_uses_the_feature_cache(files: dict[str, Path]) -> None:
@@ -109,57 +131,6 @@ def test_existing_checkpoint_needs_overwrite(files: dict[str, Path]) -> None:
     assert _train(files, "tr_o", "--overwrite") == 0
 
 
-def test_single_context_features_equal_the_probes() -> None:
-    """A universe that fits the context is one block: the table is the probe output itself."""
-    model = tiny_model(2, GENES, d_model=16, n_layers=1, d_ff=32)
-    table = compute_features(model, GENES, TFS, ["vvp", "gdt_uniform"])
-    ids = torch.as_tensor(sorted(model.vocab[g] for g in GENES))
-    src = torch.as_tensor([model.vocab[g] for g in table.sources])
-    tgt = torch.as_tensor([model.vocab[g] for g in table.targets])
-    want = vvp(model, ids, src, tgt).numpy()
-    same = src[:, None] == tgt[None, :]
-    want[same.numpy()] = 0.0
-    np.testing.assert_allclose(table.tables["vvp"], want, rtol=1e-6, atol=1e-7)
-    g = gdt(model, ids, src, tgt, reading="uniform").numpy()
-    g[same.numpy()] = 0.0
-    np.testing.assert_allclose(table.tables["gdt_uniform"], g, rtol=1e-5, atol=1e-7)
-
-
-def test_blocks_fit_the_context_and_cover_every_needed_pair() -> None:
-    rng = np.random.default_rng(0)
-    need = rng.random((12, 40)) < 0.15
-    need[3] = True  # one source needing every target: its targets are split
-    for needed in (None, need):
-        blocks = _blocks(12, 40, 16, 4, universe=40, needed=needed)
-        covered = np.zeros((12, 40), dtype=bool)
-        for rows, cols in blocks:
-            assert len(rows) + len(cols) <= 16
-            covered[np.ix_(rows, cols)] = True
-        assert covered[need if needed is not None else np.ones_like(need)].all()
-
-
-def test_chunked_sparse_features_match_dense_on_needed_pairs(tmp_path: Path) -> None:
-    """With a short context the universe is chunked; sparse (needed pairs) and dense runs agree
-    on those pairs up to the block effect, and the cache returns exactly what was computed."""
-    model = tiny_model(3, GENES, d_model=16, n_layers=1, d_ff=32)
-    settings = FeatureSettings(context_len=16, source_block=4)
-    src, tgt = ["G0", "G1", "G5"], ["G20", "G3", "G29"]
-    stats = CacheStats()
-    dense = compute_features(model, GENES, TFS, ["vvp"], settings=settings,
-                             cache_dir=tmp_path, stats=stats)
-    assert np.isfinite(dense.tables["vvp"]).all()
-    again = compute_features(model, GENES, TFS, ["vvp"], settings=settings,
-                             cache_dir=tmp_path, stats=stats)
-    assert len(stats.misses) == 1 and len(stats.hits) == 1
-    np.testing.assert_array_equal(dense.tables["vvp"], again.tables["vvp"])
-    sparse, ok = pair_features(model, GENES, src, tgt, kinds=["vvp"], settings=settings)
-    want, _ = dense.gather(src, tgt, ["vvp"])
-    assert ok.all() and np.isfinite(sparse["vvp"]).all()
-    # same context length, different companions: features agree in direction and scale
-    corr = np.corrcoef(sparse["vvp"].ravel(), want["vvp"].ravel())[0, 1]
-    assert corr > 0.9
-
-
 def test_reads_trrust_headerless(shared_data: Path) -> None:
     path = shared_data_path("trrust_v2", "trrust_rawdata.human.tsv")
     edges = read_prior(path, header=False)
@@ -176,6 +147,6 @@ def test_bundled_translator_was_trained_with_the_bundled_model() -> None:
     if not (folder / "translator.json").exists():
         pytest.skip("no bundled translator yet (scripts/train_default_translator.py)")
     tr = load_translator_dir(folder)
-    assert tr.provenance["model"]["sha256"] == model_digest(load_model()), (
+    assert tr.feature_spec.model_sha256 == model_sha256(load_model()), (
         "the bundled model changed: re-run scripts/train_default_translator.py")
     assert tr.ensemble_kinds[0] == "vvp"

@@ -6,22 +6,49 @@ for each test set, ``build_protocols(test, training, seed)``; score each PairSet
 (:data:`RESULT_COLUMNS`).
 """
 
-from .baselines import (EXPRESSION_BASELINES, ScoreMatrix, degree_prior, expression_score,
-                        mutual_information_matrix, pearson_matrix, random_scores,
-                        spearman_matrix, target_is_tf, tree_importance_matrix)
-from .genelink import (Expression, NetworkSet, Transfer, discover, find_set, load_expression,
-                       load_network_set, plan_transfers)
-from .metrics import (METRICS, RESULT_COLUMNS, auprc_ratio, auroc, average_precision,
-                      early_precision, epr, evaluate, metric_rows, pr_curve)
-from .splits import (PROTOCOLS, PairSet, build_protocols, degree_bins, protocol_a, protocol_b,
-                     protocol_c, protocol_m, training_pairs)
+from __future__ import annotations
 
-__all__ = [
-    "EXPRESSION_BASELINES", "METRICS", "PROTOCOLS", "RESULT_COLUMNS", "Expression", "NetworkSet",
-    "PairSet", "ScoreMatrix", "Transfer", "auprc_ratio", "auroc", "average_precision",
-    "build_protocols", "degree_bins", "degree_prior", "discover", "early_precision", "epr",
-    "evaluate", "expression_score", "find_set", "load_expression", "load_network_set",
-    "metric_rows", "mutual_information_matrix", "pearson_matrix", "plan_transfers", "pr_curve",
-    "protocol_a", "protocol_b", "protocol_c", "protocol_m", "random_scores", "spearman_matrix",
-    "target_is_tf", "training_pairs", "tree_importance_matrix",
-]
+from ..lazy import lazy_exports
+
+_EXPORTS = {
+    "BenchConfig": ".config",
+    "EXPRESSION_BASELINES": ".baselines",
+    "Expression": ".genelink",
+    "METRICS": ".metrics",
+    "NetworkSet": ".genelink",
+    "PROTOCOLS": ".config",
+    "PairSet": ".splits",
+    "RESULT_COLUMNS": ".metrics",
+    "ScoreMatrix": ".baselines",
+    "Transfer": ".genelink",
+    "auprc_ratio": ".metrics",
+    "auroc": ".metrics",
+    "average_precision": ".metrics",
+    "build_protocols": ".splits",
+    "degree_bins": ".splits",
+    "degree_prior": ".baselines",
+    "discover": ".genelink",
+    "early_precision": ".metrics",
+    "epr": ".metrics",
+    "evaluate": ".metrics",
+    "expression_score": ".baselines",
+    "find_set": ".genelink",
+    "load_expression": ".genelink",
+    "load_network_set": ".genelink",
+    "metric_rows": ".metrics",
+    "mutual_information_matrix": ".baselines",
+    "pearson_matrix": ".baselines",
+    "plan_transfers": ".genelink",
+    "pr_curve": ".metrics",
+    "protocol_a": ".splits",
+    "protocol_b": ".splits",
+    "protocol_c": ".splits",
+    "protocol_m": ".splits",
+    "random_scores": ".baselines",
+    "spearman_matrix": ".baselines",
+    "target_is_tf": ".baselines",
+    "training_pairs": ".splits",
+    "tree_importance_matrix": ".baselines",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -31,7 +31,7 @@ import logging
 import platform
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,59 +40,41 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from ..errors import AtlasgrnError
+from ..features import (
+    CacheStats,
+    FeatureSpec,
+    FeatureTable,
+    build_universe,
+    compute_table,
+)
 from ..models.interface import GeneModel
-from ..models.values import to_model_space
-from ..translator import Translator, TranslatorConfig, train_translator
-from ..translator.features import (CacheStats, FeatureSettings, FeatureTable, compute_features,
-                                   model_digest, torch_threads)
-from .baselines import (degree_prior, mutual_information_matrix, pearson_matrix, random_scores,
-                        spearman_matrix, target_is_tf, tree_importance_matrix)
+from ..translator import Translator, train_translator
+from ..translator.threads import torch_threads
+from .baselines import (
+    degree_prior,
+    mutual_information_matrix,
+    pearson_matrix,
+    random_scores,
+    spearman_matrix,
+    target_is_tf,
+    tree_importance_matrix,
+)
+from .config import (
+    ALL_METHODS,
+    BEELINE_VALUE_KIND,
+    EXPRESSION_METHODS,
+    METHOD_KIND,
+    PROTOCOL_METRICS,
+    TRANSLATED,
+    BenchConfig,
+)
 from .genelink import NetworkSet, discover, plan_transfers, pretraining_matches
 from .metrics import RESULT_COLUMNS, evaluate, pr_curve
-from .splits import PROTOCOLS, PairSet, build_protocols, training_pairs
+from .splits import PairSet, build_protocols, training_pairs
 
 log = logging.getLogger(__name__)
 
-#: BEELINE/GENELink expression is log-scale (log1p of normalised counts), as pre-training read it.
-BEELINE_VALUE_KIND = "log1p"
-TRANSLATED = ("vvp", "gdt_uniform", "gdt_source", "emb", "emb_sum", "pert")
-RAW_SCFM = ("pert_origin", "attn_origin")
-ENSEMBLES = ("ens", "ens_stats")
-EXPRESSION_METHODS = ("pearson", "spearman", "trees", "mi")
-LABEL_METHODS = ("degree", "target_is_tf", "random")
-ALL_METHODS = RAW_SCFM + TRANSLATED + ENSEMBLES + EXPRESSION_METHODS + LABEL_METHODS
-SCFM_METHODS = RAW_SCFM + TRANSLATED + ENSEMBLES
-#: feature kind behind each translated method
-METHOD_KIND = {"vvp": "vvp", "gdt_uniform": "gdt_uniform", "gdt_source": "gdt_source",
-               "emb": "emb_concat", "emb_sum": "emb_sum", "pert": "pert"}
-PROTOCOL_METRICS = {"A": ("auprc", "auroc"), "B": ("auprc", "auroc"), "M": ("auprc", "auroc"),
-                    "C": ("auprc", "auroc", "auprc_ratio", "epr")}
 STRICT_SUFFIX = "@strict"
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    """Everything a benchmark run depends on (recorded in the manifest)."""
-
-    data: Path
-    out: Path
-    networks: tuple[str, ...] = ()
-    size: int | None = None
-    datasets: tuple[str, ...] = ()
-    seeds: int = 3
-    model: str | None = None
-    strict_model: str | None = None
-    strict_dataset: str | None = None
-    jobs: int = 2
-    methods: tuple[str, ...] = ALL_METHODS
-    protocols: tuple[str, ...] = PROTOCOLS
-    train_dataset: str = "hESC"
-    tf_sample: int | None = None
-    cache_dir: Path | None = None
-    features: FeatureSettings = field(default_factory=FeatureSettings)
-    translator: TranslatorConfig = field(default_factory=TranslatorConfig)
-    tree_trees: int = 100
-    device: str = "cpu"
 
 
 @dataclass
@@ -182,21 +164,12 @@ def _matrix(table: FeatureTable, values: np.ndarray) -> Matrix:
     return Matrix(table.sources, table.targets, values, low)
 
 
-def computed_mask(table: FeatureTable) -> np.ndarray:
-    """``[S, T]``: cells whose context features were computed (all, unless the table was built
-    for needed pairs only)."""
-    mask = np.ones((len(table.sources), len(table.targets)), dtype=bool)
-    for values in table.tables.values():
-        mask &= ~np.isnan(values).any(axis=-1)
-    return mask
-
-
 def translator_matrices(translator: Translator, table: FeatureTable, kinds: Sequence[str],
                         chunk_pairs: int = 200_000) -> dict[str, np.ndarray]:
     """Logits ``[S, T]`` of each kind over the table's computed cells (NaN elsewhere), in row
     chunks so memory stays small."""
     n_s, n_t = len(table.sources), len(table.targets)
-    mask = computed_mask(table)
+    mask = table.computed_mask()
     out = {k: np.full((n_s, n_t), np.nan, dtype=np.float64) for k in kinds}
     step = max(1, chunk_pairs // max(n_t, 1))
     for start in range(0, n_s, step):
@@ -261,6 +234,11 @@ class _Run:
         self.model = load_model(cfg.model, device=device)
         self.strict_model = (load_model(cfg.strict_model, device=device)
                              if cfg.strict_model else None)
+        kinds = tuple(self.kinds_needed(True)) or ("vvp",)  # baselines-only runs probe nothing
+        self.specs = {0: FeatureSpec.for_model(self.model, kinds=kinds, **cfg.features)}
+        if self.strict_model is not None:
+            self.specs[1] = FeatureSpec.for_model(self.strict_model, kinds=kinds,
+                                                  **cfg.features)
         self.stats = CacheStats()
         self.tables: dict[tuple[int, str, tuple[str, ...]], FeatureTable] = {}
         self.expr_cache: dict[tuple[str, int], Any] = {}
@@ -291,12 +269,12 @@ class _Run:
             self.expr_cache[key] = ns.load_expression() if ns.has_expression else None
         return self.expr_cache[key]
 
-    def profile(self, ns: NetworkSet) -> dict[str, float] | None:
+    def universe(self, model: GeneModel, ns: NetworkSet, which: int):
+        """The set's genes for the spec; with expression, its mean profile (the job's rule)."""
         expr = self.expression(ns)
-        if expr is None:
-            return None
-        mean = to_model_space(expr.values, BEELINE_VALUE_KIND).mean(axis=0)
-        return dict(zip(expr.genes, mean.astype(float).tolist()))
+        means = None if expr is None else np.asarray(expr.values, np.float64).mean(axis=0)
+        return build_universe(model.vocab, list(ns.genes), self.specs[which], means=means,
+                              value_kind=BEELINE_VALUE_KIND, label=ns.key)
 
     def table(self, model: GeneModel, ns: NetworkSet, which: int,
               training: bool = False) -> FeatureTable:
@@ -323,11 +301,10 @@ class _Run:
                      f"({len(ns.tfs)} TFs x {len(ns.genes)} genes"
                      f"{', training pairs only' if training else ''})"
                      f"{' [strict model]' if which else ''}")
-            self.tables[key] = compute_features(
-                model, ns.genes, ns.tfs, self.kinds_needed(ns.has_expression),
-                profile=self.profile(ns) if ns.has_expression else None,
-                settings=self.cfg.features, cache_dir=self.cfg.cache_dir, stats=self.stats,
-                pairs=pairs, progress=self.say)
+            self.tables[key] = compute_table(
+                model, self.specs[which], self.universe(model, ns, which), ns.tfs,
+                self.kinds_needed(ns.has_expression), pairs=pairs,
+                cache_dir=self.cfg.cache_dir, stats=self.stats, progress=self.say)
             label = ns.key if training else f"{ns.dataset}/{ns.size}"
             self.timings[f"features/{label}{'/strict' if which else ''}"] = (
                 time.perf_counter() - t0)
@@ -385,6 +362,7 @@ class _Run:
             with torch_threads(1):
                 tr = train_translator({k: v[ok] for k, v in feats.items()}, labels, groups, cfg,
                                       provenance={"train": train.key, "seed": seed})
+            tr.feature_spec = self.specs[which]
             gdts = [k for k in ("gdt_uniform", "gdt_source") if k in tr.kinds]
             best = max(gdts, key=lambda k: tr.kinds[k].metrics.get("val_auroc") or 0.0) \
                 if gdts else ""
@@ -526,11 +504,11 @@ def _manifest(cfg: BenchConfig, run: _Run, sets: Sequence[NetworkSet], transfers
     info: dict[str, Any] = {
         "config": {**{k: (str(v) if isinstance(v, Path) else v)
                       for k, v in asdict(cfg).items() if k not in ("features", "translator")},
-                   "features": asdict(cfg.features),
+                   "features": dict(cfg.features),
                    "translator": {**asdict(cfg.translator),
                                   "extra": dict(cfg.translator.extra)}},
-        "feature_settings": cfg.features.resolve(run.model),
-        "model": {"path": cfg.model or "bundled default", "digest": model_digest(run.model),
+        "feature_spec": run.specs[0].to_json(),
+        "model": {"path": cfg.model or "bundled default", "digest": run.specs[0].model_sha256,
                   "seen_datasets": _seen_datasets(run.model), "steps": steps,
                   "origin": prov.get("origin"), "describe": run.model.describe()
                   if hasattr(run.model, "describe") else {}},
@@ -548,7 +526,7 @@ def _manifest(cfg: BenchConfig, run: _Run, sets: Sequence[NetworkSet], transfers
     if run.strict_model is not None:
         sprov = run.strict_model.config.provenance or {}
         info["strict"] = {"path": cfg.strict_model, "dataset": cfg.strict_dataset,
-                          "digest": model_digest(run.strict_model),
+                          "digest": run.specs[1].model_sha256,
                           "seen_datasets": _seen_datasets(run.strict_model),
                           "excluded": sprov.get("excluded_datasets", [])}
         if pretraining_matches(str(cfg.strict_dataset), info["strict"]["seen_datasets"]):

@@ -22,9 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from .config import PROTOCOLS
 from .genelink import NetworkSet
-
-PROTOCOLS = ("A", "B", "C", "M")
 
 
 @dataclass(frozen=True, eq=False)

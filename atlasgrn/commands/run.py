@@ -17,4 +17,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..run import run as run_job
-    return run_job(args)
+
+    return run_job(args, prog="atlasgrn run")

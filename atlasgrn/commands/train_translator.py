@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from ..cli_defaults import field_default
+from ._feature_options import add_spec_options, spec_options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ..features.spec import DEFAULT_KINDS
+    from ..translator.config import TranslatorConfig
+
     p = sub.add_parser("train-translator", help="train a translator from a prior network",
                        description="Train per-kind translator MLPs on a prior network's edges "
                                    "(balanced per-TF negatives, held-out-source validation) with "
@@ -14,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prior", required=True, help="CSV/TSV edges (source,target columns)")
     p.add_argument("--genes", required=True, help="gene universe: one symbol per line")
     p.add_argument("--out", required=True, help="output translator directory")
-    p.add_argument("--kinds", default="vvp,gdt_uniform,gdt_source,emb_concat,emb_sum",
+    p.add_argument("--kinds", default=",".join(DEFAULT_KINDS),
                    help="feature kinds to train (comma list)")
     p.add_argument("--source-col", default=None)
     p.add_argument("--target-col", default=None)
@@ -22,13 +28,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the prior has no header: columns 1 and 2 are source and target")
     p.add_argument("--drop-unknown", action="store_true",
                    help="ignore genes the model's vocabulary lacks (default: error)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-epochs", type=int, default=300)
-    p.add_argument("--context-len", type=int, default=None)
-    p.add_argument("--source-block", type=int, default=128)
+    p.add_argument("--seed", type=int, default=field_default(TranslatorConfig, "seed"))
+    p.add_argument("--max-epochs", type=int,
+                   default=field_default(TranslatorConfig, "max_epochs"))
+    add_spec_options(p)
     p.add_argument("--cache", default=None, help="feature cache dir ('none' disables)")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a translator already in --out, or write into a non-empty "
+                        "directory that is not one (files atlasgrn did not write are never "
+                        "replaced)")
     p.set_defaults(func=run)
 
 
@@ -38,10 +47,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..errors import AtlasgrnError
+    from ..features import ALL_KINDS, default_cache_dir
     from ..models import load_model
+    from ..training import train_from_prior
     from ..translator import TranslatorConfig, save_translator
-    from ..translator.features import ALL_KINDS, FeatureSettings, default_cache_dir
-    from ..translator.prior import train_from_prior
 
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     bad = [k for k in kinds if k not in ALL_KINDS or k in ("pert", "attn")]
@@ -49,7 +58,13 @@ def run(args: argparse.Namespace) -> int:
         raise AtlasgrnError(f"unknown or untrainable kind {bad[0] if bad else ''!r}",
                             key="--kinds", remedy="choose from vvp, gdt_uniform, gdt_source, "
                                                   "emb_concat, emb_sum")
-    if (Path(args.out) / "translator.json").exists() and not args.overwrite:
+    from ..outdir import claim_output_dir
+    from ..translator.checkpoint import JSON_NAME, WEIGHTS_NAME, checkpoint_files_in
+
+    files = (JSON_NAME, WEIGHTS_NAME)
+    out_dir = claim_output_dir(args.out, "translator", files, overwrite=args.overwrite,
+                               recognise=checkpoint_files_in)
+    if (Path(args.out) / JSON_NAME).exists() and not args.overwrite:
         raise AtlasgrnError("a translator checkpoint already exists here", path=args.out,
                             key="--out", remedy="choose another --out or pass --overwrite")
     torch.set_num_threads(max(1, args.threads))
@@ -59,10 +74,11 @@ def run(args: argparse.Namespace) -> int:
     result = train_from_prior(
         model, args.prior, args.genes, kinds=kinds,
         config=TranslatorConfig(seed=args.seed, max_epochs=args.max_epochs),
-        settings=FeatureSettings(context_len=args.context_len, source_block=args.source_block),
+        spec_options=spec_options(args),
         cache_dir=cache, drop_unknown=args.drop_unknown, source_col=args.source_col,
         target_col=args.target_col, header=not args.no_header, model_path=args.model)
     out = save_translator(result.translator, args.out, overwrite=args.overwrite)
+    out_dir.record(files)
     val = {k: m.metrics.get("val_auroc") for k, m in result.translator.kinds.items()}
     print(f"wrote {out} ({result.n_pairs} training pairs; ensemble "
           f"{'+'.join(result.translator.ensemble_kinds)}; validation AUROC "

@@ -1,23 +1,31 @@
 """The one configuration object of a GRN build (recorded in the run manifest).
 
-Fields split in two: those that decide *what* is computed (inputs, regulators, blocks, probe
-settings) and those that only decide *how fast* (replicas, GPUs, CPUs, retries). Only the first
-group enters :meth:`RunConfig.result_hash`, so a build resumed with more replicas is still "the
-same run", while one with another model or grid is not and may never reuse its output directory.
+Fields split in three: those that decide *what* is computed (inputs, regulators), those that only
+decide *how fast* (replicas, GPUs, CPUs, retries, consensus part size), and the probe options,
+which decide nothing: the features come from the translator's :class:`FeatureSpec`, and a probe
+option given explicitly is only checked against it (a contradiction is refused). So only the
+first group, plus the resolved spec, enters :meth:`RunConfig.result_hash`: a build resumed with
+more replicas, or with ``--context-len`` spelled out, is still "the same run", while one with
+another model or translator is not and may never reuse its output directory.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from ..digest import json_sha256
 from ..errors import AtlasgrnError
 
 #: Fields that change only the execution, never a byte of the edges.
-EXECUTION_FIELDS = frozenset({"out", "replicas", "gpus_per_replica", "cpus_per_replica",
-                              "retries", "read_tasks", "progress_every_s"})
+EXECUTION_FIELDS = frozenset({"out", "address", "replicas", "gpus_per_replica",
+                              "cpus_per_replica", "retries", "read_tasks", "progress_every_s",
+                              "start_timeout_s", "consensus_rows_per_part"})
+#: Probe options: checked against the translator's feature spec, never a second source of truth.
+#: Option name -> FeatureSpec field.
+SPEC_OPTIONS = {"vvp_grid": "vvp_grid", "gdt_levels": "gdt_levels", "background": "background",
+                "context_len": "context_len", "source_block": "source_block",
+                "target_block": "target_block"}
 READINGS = ("uniform", "source")
 
 
@@ -27,10 +35,12 @@ class RunConfig:
 
     ``model``/``translator`` None mean the bundled defaults. ``regulators`` None means the
     bundled TF list of each dataset's species; ``max_regulators`` keeps, per dataset, only the
-    N candidate regulators with the highest mean expression (ties by symbol). ``background`` is "profile" (the dataset's mean
-    cell in model space, method.md §2.4) or a number (a scalar background). ``vvp_grid``,
-    ``gdt_levels``, ``gdt_reading`` and ``context_len`` None take the translator's recorded probe
-    settings, else the model's defaults.
+    N candidate regulators with the highest mean expression (ties by symbol). ``address`` names
+    the Ray cluster (None: ``RAY_ADDRESS`` if set, else a fresh local Ray); ``gpus_per_replica``
+    ``"auto"`` takes a GPU per replica where the cluster has or can get GPU nodes, else runs the
+    replicas on CPU; ``start_timeout_s`` bounds the wait for the first replica. The probe options
+    (``vvp_grid`` ... ``target_block``, ``gdt_reading``) default to None, "as the translator's
+    feature spec says"; a value that contradicts the spec is refused.
     """
 
     atlas: str
@@ -40,34 +50,53 @@ class RunConfig:
     datasets: tuple[str, ...] | None = None
     regulators: str | None = None
     max_regulators: int | None = None
-    source_block: int = 32
-    target_block: int = 128
+    source_block: int | None = None
+    target_block: int | None = None
+    address: str | None = None
     replicas: int = 1
-    gpus_per_replica: float = 1.0
+    gpus_per_replica: float | str = "auto"
     cpus_per_replica: float = 1.0
     vvp_grid: tuple[float, ...] | None = None
     gdt_levels: tuple[float, ...] | None = None
     gdt_reading: str | None = None
     background: str | float | None = None
     context_len: int | None = None
-    n_anchors: int | None = None
     retries: int = 2
     read_tasks: int = 0
     progress_every_s: float = 10.0
+    start_timeout_s: float = 300.0
     consensus_rows_per_part: int = 5_000_000
 
     def validate(self) -> None:
         """Refuse settings no run can honour, naming the option to change."""
-        checks = [("--source-block", self.source_block >= 1), ("--target-block",
-                  self.target_block >= 1), ("--replicas", self.replicas >= 1),
-                  ("--gpus-per-replica", self.gpus_per_replica >= 0),
-                  ("--cpus-per-replica", self.cpus_per_replica > 0),
-                  ("--retries", self.retries >= 0),
-                  ("--max-regulators", self.max_regulators is None or self.max_regulators >= 1)]
-        for key, ok in checks:
+        gpus = self.gpus_per_replica
+        checks = [
+            ("--source-block", self.source_block, self.source_block is None
+             or self.source_block >= 1, "a positive number of regulators, or drop it"),
+            ("--target-block", self.target_block, self.target_block is None
+             or self.target_block >= 1, "a positive number of targets, or drop it"),
+            ("--replicas", self.replicas, self.replicas >= 1, "at least 1"),
+            ("--gpus-per-replica", gpus, gpus == "auto" or (
+                not isinstance(gpus, str) and gpus >= 0), "'auto', 0 (CPU) or a positive "
+             "number of GPUs, fractions allowed"),
+            ("--cpus-per-replica", self.cpus_per_replica, self.cpus_per_replica > 0,
+             "a positive number of CPUs, fractions allowed"),
+            ("--retries", self.retries, self.retries >= 0, "0 or more extra rounds"),
+            ("--max-regulators", self.max_regulators, self.max_regulators is None
+             or self.max_regulators >= 1, "at least 1, or drop it for every regulator"),
+            ("--read-tasks", self.read_tasks, self.read_tasks >= 0,
+             "0 (automatic) or a positive number of read tasks"),
+            ("--start-timeout", self.start_timeout_s, self.start_timeout_s > 0,
+             "a positive number of seconds"),
+            ("--progress-every", self.progress_every_s, self.progress_every_s >= 0,
+             "0 (every block) or a positive number of seconds"),
+            ("--consensus-rows-per-part", self.consensus_rows_per_part,
+             self.consensus_rows_per_part >= 1, "a positive number of rows")]
+        for key, value, ok, remedy in checks:
             if not ok:
-                raise AtlasgrnError(f"{key} is out of range", key=key,
-                                    remedy="pass a positive value (GPUs may be 0 or fractional)")
+                shown = f"{value:g}" if isinstance(value, float) else value
+                raise AtlasgrnError(f"{key} {shown} is out of range", key=key,
+                                    remedy=f"give {key} {remedy}")
         if self.gdt_reading is not None and self.gdt_reading not in READINGS:
             raise AtlasgrnError(f"unknown GDT reading {self.gdt_reading!r}", key="--gdt-reading",
                                 remedy="use 'uniform' or 'source'")
@@ -76,7 +105,7 @@ class RunConfig:
                                 remedy="use 'profile' or a number such as 0")
         if self.context_len is not None and self.context_len < 2:
             raise AtlasgrnError("--context-len must be at least 2", key="--context-len",
-                                remedy="use the model's pre-training length, e.g. 256")
+                                remedy="drop --context-len: the translator's spec sets it")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -92,28 +121,13 @@ class RunConfig:
         return cls(**kw)
 
     def result_hash(self, resolved: dict[str, Any] | None = None) -> str:
-        """Hash of everything that decides the edges (plus ``resolved`` input digests)."""
-        d = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
-        payload = json.dumps({"config": d, "resolved": resolved or {}}, sort_keys=True,
-                             default=str)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class ProbeSettings:
-    """Resolved probe settings: exactly what every block of a run is probed with."""
-
-    kinds: tuple[str, ...]                 # feature kinds to compute ("vvp", "gdt")
-    vvp_grid: tuple[float, ...]
-    gdt_levels: tuple[float, ...]
-    gdt_reading: str
-    background: str | float
-    context_len: int
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k, v in d.items():
-            if isinstance(v, tuple):
-                d[k] = list(v)
-        return d
+        """Hash of everything that decides the edges: the "what" fields plus ``resolved``
+        (input digests and the feature spec), never execution or asserted probe options."""
+        # model and translator enter through their content digests in ``resolved``, so the
+        # bundled defaults named by path or left implicit are the same run
+        # and the atlas through its canonical URI (resolved path or normalised URL) and content
+        # digest, so the same atlas spelled another way resumes the same run
+        skip = EXECUTION_FIELDS | set(SPEC_OPTIONS) | {"gdt_reading", "model", "translator",
+                                                        "atlas"}
+        d = {k: v for k, v in self.to_dict().items() if k not in skip}
+        return json_sha256({"config": d, "resolved": resolved or {}})[:16]

@@ -1,11 +1,10 @@
 """A Ray Data datasource of gene-pair blocks: read tasks carry descriptors, never data.
 
 ``ray.data.read_zarr`` only reads Zarr v2 with zarr-python 2 (design §4), and a block of work is
-a (sources, targets) descriptor anyway. Each read task holds a list of block descriptors and the
-atlas URL; when it runs it opens the atlas itself and attaches, per block, the dataset's anchors
-and its background profile restricted to the genes the block's context can contain. The profile
-is read lazily (per-gene statistics cached in the store) and memoised per dataset inside the
-task, so a task of many blocks of one dataset reads it once.
+a (sources, targets) descriptor anyway. Each read task holds a list of block descriptors; when
+it runs it attaches, per block, the dataset's anchors and its mean profile restricted to the
+genes the block's context can contain. Profiles are computed once on the driver and reach the
+tasks by object reference (``ray.put``): no task opens the atlas or recomputes statistics.
 """
 
 from __future__ import annotations
@@ -27,41 +26,25 @@ BLOCK_SCHEMA = pa.schema([
 ])
 
 
-def _profiles_for(atlas_uri: str, vocab: Mapping[str, int]) -> Any:
-    """A per-dataset memo of mean profiles (vocabulary symbol -> model-space value)."""
-    from ..atlas import open_atlas
-    from .inputs import mean_profile
+def _read_blocks(specs: Sequence[BlockSpec], anchors: Mapping[str, list[str]],
+                 profile_refs: Mapping[str, Any]) -> Iterator[pa.Table]:
+    import ray
 
-    memo: dict[str, dict[str, float]] = {}
-    atlas = None
-
-    def get(dataset: str) -> dict[str, float]:
-        nonlocal atlas
-        if dataset not in memo:
-            if atlas is None:
-                atlas = open_atlas(atlas_uri, writable=False)
-            memo[dataset] = mean_profile(atlas.dataset(dataset), vocab)
-        return memo[dataset]
-
-    return get
-
-
-def _read_blocks(atlas_uri: str, specs: Sequence[BlockSpec], anchors: Mapping[str, list[str]],
-                 vocab: Mapping[str, int], with_profile: bool, context_len: int
-                 ) -> Iterator[pa.Table]:
-    get_profile = _profiles_for(atlas_uri, vocab) if with_profile else None
+    profiles: dict[str, Mapping[str, float]] = {}
     for spec in specs:
-        anc = anchors[spec.dataset][:context_len]
+        anc = anchors[spec.dataset]
         genes: list[str] = []
         values: list[float] = []
-        if get_profile is not None:
-            prof = get_profile(spec.dataset)
+        ref = profile_refs.get(spec.dataset)
+        if ref is not None:
+            if spec.dataset not in profiles:
+                profiles[spec.dataset] = ray.get(ref)
+            prof = profiles[spec.dataset]
             genes = sorted(set(spec.sources) | set(spec.targets) | set(anc))
             values = [prof[g] for g in genes]
-        row = {"block_id": [spec.block_id], "dataset": [spec.dataset],
-               "source_block": [spec.source_block], "target_block": [spec.target_block],
-               "sources": [list(spec.sources)], "targets": [list(spec.targets)],
-               "anchors": [list(anc)], "profile_genes": [genes], "profile_values": [values]}
+        row = {k: [v] for k, v in spec.to_row().items()}
+        row.update({"anchors": [list(anc)], "profile_genes": [genes],
+                    "profile_values": [values]})
         yield pa.table(row, schema=BLOCK_SCHEMA)
 
 
@@ -69,21 +52,15 @@ class BlockDatasource(Datasource):
     """Blocks of one run, split into at most ``parallelism`` read tasks (contiguous groups,
     so one task mostly covers one dataset and reads its profile once)."""
 
-    def __init__(self, atlas_uri: str, specs: Sequence[BlockSpec],
-                 anchors: Mapping[str, Sequence[str]], vocab: Mapping[str, int],
-                 with_profile: bool, context_len: int) -> None:
+    def __init__(self, specs: Sequence[BlockSpec], anchors: Mapping[str, Sequence[str]],
+                 profile_refs: Mapping[str, Any]) -> None:
+        """``anchors``: per dataset, the fill order already cut to the context length;
+        ``profile_refs``: per dataset, an object reference to its profile (none when the
+        features need no profile)."""
         super().__init__()
-        self._atlas = atlas_uri
         self._specs = list(specs)
         self._anchors = {k: list(v) for k, v in anchors.items()}
-        # only the genes a block can name travel with the tasks, not a 60k-token vocabulary
-        used = set().union(*self._anchors.values()) if self._anchors else set()
-        for s in self._specs:
-            used.update(s.sources)
-            used.update(s.targets)
-        self._vocab = {g: vocab[g] for g in used if g in vocab}
-        self._with_profile = with_profile
-        self._context_len = context_len
+        self._profile_refs = dict(profile_refs)
 
     def estimate_inmemory_data_size(self) -> int | None:
         return 64 * 1024 * max(1, len(self._specs))
@@ -100,12 +77,12 @@ class BlockDatasource(Datasource):
             group = self._specs[bounds[i]:bounds[i + 1]]
             if not group:
                 continue
-            anchors = {d: self._anchors[d] for d in {s.dataset for s in group}}
-            vocab = self._vocab
-            atlas, with_profile, ctx = self._atlas, self._with_profile, self._context_len
+            used = {s.dataset for s in group}
+            anchors = {d: self._anchors[d] for d in used}
+            refs = {d: r for d, r in self._profile_refs.items() if d in used}
 
-            def read_fn(group=group, anchors=anchors) -> Iterator[pa.Table]:
-                return _read_blocks(atlas, group, anchors, vocab, with_profile, ctx)
+            def read_fn(group=group, anchors=anchors, refs=refs) -> Iterator[pa.Table]:
+                return _read_blocks(group, anchors, refs)
 
             meta = BlockMetadata(num_rows=len(group), size_bytes=64 * 1024 * len(group),
                                  exec_stats=None, input_files=None)

@@ -14,9 +14,7 @@ from dataclasses import dataclass
 
 import pyarrow.parquet as pq
 
-from ..atlas import open_atlas
 from ..models import load_model
-from .inputs import mean_profile
 from .job import Prepared
 from .plan import DatasetPlan
 from .scoring import score_block
@@ -39,8 +37,10 @@ class PlanEstimate:
     gpu_hours: float
     edge_bytes_per_row: float
     output_bytes: int
+    gpus_per_replica: float
 
-    def lines(self, replicas: int, gpus_per_replica: float) -> list[str]:
+    def lines(self, replicas: int) -> list[str]:
+        gpus_per_replica = self.gpus_per_replica
         wall = self.replica_hours / max(1, replicas)
         out = [f"blocks: {self.blocks:,}; pairs: {self.pairs:,}; consensus rows: "
                f"{self.consensus_rows:,}",
@@ -83,15 +83,13 @@ def estimate(prep: Prepared, device: str = "cpu") -> PlanEstimate:
     """Time the first block for real and extrapolate to the whole plan."""
     specs = prep.specs
     spec = max(specs[: max(1, len(prep.plans))], key=lambda b: b.n_pairs)
-    model = load_model(prep.model_dir, device=device)
+    model = prep.model if device == "cpu" else load_model(prep.model_dir, device=device)
     ds = next(d for d in prep.datasets if d.name == spec.dataset)
-    profile = None
-    if prep.settings.background == "profile":
-        profile = mean_profile(open_atlas(prep.config.atlas).dataset(ds.name), prep.vocab)
-    anchors = list(ds.anchors[: prep.settings.context_len])
-    score_block(model, prep.translator, prep.settings, spec, anchors, profile)  # warm-up
+    profile = prep.profiles.get(ds.name)  # computed once, in prepare()
+    anchors = list(ds.anchors)
+    score_block(model, prep.translator, prep.spec, spec, anchors, profile)  # warm-up
     t0 = time.perf_counter()
-    table, _ = score_block(model, prep.translator, prep.settings, spec, anchors, profile)
+    table, _ = score_block(model, prep.translator, prep.spec, spec, anchors, profile)
     secs = time.perf_counter() - t0
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
@@ -100,11 +98,13 @@ def estimate(prep: Prepared, device: str = "cpu") -> PlanEstimate:
     pairs = prep.n_pairs
     cons = consensus_rows(prep.plans)
     replica_h = per_pair * pairs / 3600
-    gpus = prep.config.gpus_per_replica
+    requested = prep.config.gpus_per_replica
+    gpus = 1.0 if requested == "auto" else float(requested)  # auto: a GPU each on a GPU cluster
     return PlanEstimate(blocks=len(specs), pairs=pairs, consensus_rows=cons,
                         calibration_block=spec.block_id, calibration_pairs=spec.n_pairs,
                         calibration_seconds=secs, calibration_device=device,
                         seconds_per_pair=per_pair, replica_hours=replica_h,
                         gpu_hours=replica_h * gpus,
                         edge_bytes_per_row=per_row,
-                        output_bytes=int(per_row * (pairs + CONSENSUS_ROW_RATIO * cons)))
+                        output_bytes=int(per_row * (pairs + CONSENSUS_ROW_RATIO * cons)),
+                        gpus_per_replica=gpus)

@@ -1,44 +1,33 @@
-"""Resolving a run's inputs on the driver: model, translator, regulators, datasets, digests.
+"""Resolving a run's inputs on the driver: regulators, datasets, their genes, anchors, profiles.
 
-Everything the workers need is reduced here to small picklable descriptors (paths, gene lists,
-digests), and every bad input fails here, before Ray starts, as one :class:`AtlasgrnError` line.
-Genes are named by their *model vocabulary symbol* (mouse symbols map by upper-case, as
-``map_genes`` does), so the same gene has one name in every dataset and the cross-dataset
-consensus can group by name.
+Everything the workers need is reduced here to small picklable descriptors (gene lists, anchors,
+one mean profile per dataset), and every bad input fails here, before Ray starts, as one
+:class:`AtlasgrnError` line. Genes are named by their *model vocabulary symbol* (mouse symbols
+map by upper-case, as ``map_genes`` does), so the same gene has one name in every dataset and
+the cross-dataset consensus can group by name. Each dataset is described by the feature layer's
+:func:`~atlasgrn.features.build_universe`, the same call translator training and the benchmark
+make, so anchors and profiles follow one rule.
+
+The atlas is opened read-only: the job never writes into its inputs. Per-gene statistics come
+from the store's cache when ingest wrote one, else they are streamed once here, on the driver.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
-
 from ..atlas import open_atlas
 from ..atlas.dataset import AtlasDataset
+from ..digest import json_sha256
 from ..errors import AtlasgrnError
-from ..models.values import to_model_space
-from ..models.vocab import SPECIAL_TOKENS, canonical_symbols
+from ..features import FeatureSpec, GeneUniverse, build_universe
+from ..models.vocab import canonical_symbols
 
 BUNDLED_TF_FILES = {"human": "tfs_human.txt", "mouse": "tfs_mouse.txt"}
-
-
-def dir_digest(path: str | Path, names: Sequence[str] | None = None) -> str:
-    """sha256 over a checkpoint directory's files (name + bytes), in name order."""
-    p = Path(path)
-    files = sorted(p.iterdir()) if names is None else [p / n for n in names]
-    h = hashlib.sha256()
-    for f in files:
-        if f.is_file() and not f.name.startswith("."):
-            h.update(f.name.encode() + b"\0")
-            with open(f, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-    return h.hexdigest()
 
 
 @lru_cache(maxsize=None)
@@ -78,37 +67,38 @@ class DatasetInput:
     value_kind: str
     genes: tuple[str, ...]         # vocabulary symbols of the usable genes, sorted
     regulators: tuple[str, ...]    # vocabulary symbols of the candidate regulators
-    anchors: tuple[str, ...]       # context fill priority: most-expressed usable genes
+    anchors: tuple[str, ...]       # context fill priority (the feature spec's anchor policy)
     n_cells: int
 
 
-def usable_genes(ds: AtlasDataset, vocab: Mapping[str, int]) -> dict[str, int]:
-    """Vocabulary symbol -> dataset column of every dataset gene the model knows (first wins)."""
-    out: dict[str, int] = {}
-    for col, sym in enumerate(canonical_symbols(vocab, list(ds.genes))):
-        if sym is not None and sym not in SPECIAL_TOKENS and sym not in out:
-            out[sym] = col
-    return out
+@dataclass(frozen=True)
+class ResolvedDatasets:
+    """The selected datasets, and the mean profile of each where the spec needs one."""
+
+    datasets: list[DatasetInput]
+    profiles: dict[str, dict[str, float]]
 
 
-def mean_profile(ds: AtlasDataset, vocab: Mapping[str, int]) -> dict[str, float]:
-    """The dataset's mean cell in the model's value space, per vocabulary symbol.
-
-    The per-gene mean (cached in the store by ``gene_stats``) is normalised like one cell
-    (``to_model_space``): the model sees the "average cell" of the dataset. This is cheap (no
-    pass over the cells once the statistics are cached) and uses the one normalisation of the
-    project, so the profile lives on the same scale as the probes' grids.
-    """
+def describe_dataset(ds: AtlasDataset, vocab: Mapping[str, int], spec: FeatureSpec
+                     ) -> tuple[GeneUniverse, dict[str, float]]:
+    """The dataset's universe for ``spec``, and each vocabulary symbol's raw mean expression
+    (streamed once per dataset when the store has no cached statistics)."""
     stats = ds.gene_stats()
-    prof = to_model_space(stats.mean[None, :].astype(np.float64), ds.info.value_kind)[0]
-    return {sym: float(prof[col]) for sym, col in usable_genes(ds, vocab).items()}
+    universe = build_universe(vocab, list(ds.genes), spec, means=stats.mean,
+                              value_kind=ds.info.value_kind, label=ds.name)
+    means = {}
+    for pos, name in enumerate(map(str, ds.genes)):
+        sym = universe.names.get(name)
+        if sym is not None and sym not in means:
+            means[sym] = float(stats.mean[pos])
+    return universe, means
 
 
 def resolve_datasets(atlas_uri: str, names: Sequence[str] | None, vocab: Mapping[str, int],
-                     regulators_path: str | None, n_anchors: int,
-                     max_regulators: int | None = None) -> list[DatasetInput]:
-    """Open the atlas and describe every selected dataset; bad input raises one line."""
-    atlas = open_atlas(atlas_uri)
+                     regulators_path: str | None, spec: FeatureSpec,
+                     max_regulators: int | None = None) -> ResolvedDatasets:
+    """Open the atlas (read-only) and describe every selected dataset; bad input raises."""
+    atlas = open_atlas(atlas_uri, writable=False)
     all_names = list(atlas.names)
     chosen = list(names) if names else all_names
     unknown = [n for n in chosen if n not in all_names]
@@ -119,32 +109,51 @@ def resolve_datasets(atlas_uri: str, names: Sequence[str] | None, vocab: Mapping
         raise AtlasgrnError("the atlas holds no dataset", path=atlas_uri,
                             remedy="ingest a dataset first ('atlasgrn ingest')")
     user_regs = read_regulators(regulators_path) if regulators_path else None
-    out = []
+    out: list[DatasetInput] = []
+    profiles: dict[str, dict[str, float]] = {}
     for name in chosen:
         ds = atlas.dataset(name)
-        genes = usable_genes(ds, vocab)
-        if not genes:
-            raise AtlasgrnError(f"no gene of dataset '{name}' is in the model vocabulary",
-                                path=atlas_uri, key=name, remedy="check its gene symbols (the "
-                                "model uses human symbols; mouse maps by upper-case), or leave it "
-                                "out with --datasets")
+        try:
+            universe, means = describe_dataset(ds, vocab, spec)
+        except AtlasgrnError as exc:
+            raise AtlasgrnError(f"dataset '{name}': {exc.detail}", path=atlas_uri, key=name,
+                                remedy=exc.remedy or "check its gene symbols (the model uses "
+                                "human symbols; mouse maps by upper-case), or leave it out with "
+                                "--datasets") from None
+        genes = set(universe.genes)
         regs_raw = user_regs if user_regs is not None else bundled_regulators(ds.info.species)
         reg_syms = {s for s in canonical_symbols(vocab, list(regs_raw)) if s is not None}
-        regs = tuple(sorted(reg_syms & set(genes)))
+        regs = tuple(sorted(reg_syms & genes))
         if not regs:
             raise AtlasgrnError(f"dataset '{name}' has no candidate regulator among its genes",
                                 path=atlas_uri, key=name, remedy="pass --regulators with symbols "
                                 "the dataset measures, or leave it out with --datasets")
-        stats = ds.gene_stats()
-        ranked = sorted(genes, key=lambda s: (-float(stats.mean[genes[s]]), s))
         if max_regulators is not None and len(regs) > max_regulators:
-            reg_set = set(regs)
-            regs = tuple(sorted([g for g in ranked if g in reg_set][:max_regulators]))
+            ranked = sorted(regs, key=lambda g: (-means[g], g))
+            regs = tuple(sorted(ranked[:max_regulators]))
         out.append(DatasetInput(name=name, species=ds.info.species,
-                                value_kind=ds.info.value_kind, genes=tuple(sorted(genes)),
-                                regulators=regs, anchors=tuple(ranked[:n_anchors]),
+                                value_kind=ds.info.value_kind, genes=universe.genes,
+                                regulators=regs,
+                                anchors=universe.anchors[:spec.context_len],
                                 n_cells=ds.info.n_cells))
-    return out
+        if universe.profile is not None:
+            profiles[name] = dict(universe.profile)
+    return ResolvedDatasets(datasets=out, profiles=profiles)
+
+
+def canonical_uri(uri: str) -> str:
+    """One spelling per atlas location: a local path resolved to an absolute path without a
+    trailing slash (``file://`` dropped); a URL with its scheme lower-cased, duplicate and
+    trailing slashes removed."""
+    import os
+    import re
+
+    if uri.startswith("file://"):
+        uri = uri[len("file://"):]
+    if "://" not in uri:
+        return str(Path(os.path.expanduser(uri)).resolve())
+    scheme, rest = uri.split("://", 1)
+    return f"{scheme.lower()}://{re.sub(r'/+', '/', rest).rstrip('/')}"
 
 
 def atlas_digest(atlas_uri: str, names: Sequence[str]) -> dict[str, str]:
@@ -154,11 +163,11 @@ def atlas_digest(atlas_uri: str, names: Sequence[str]) -> dict[str, str]:
     refuses in-place edits (``overwrite`` replaces the whole dataset), so shape + genes + attrs
     identify a dataset for the purpose of "is this the same run".
     """
-    atlas = open_atlas(atlas_uri)
+    atlas = open_atlas(atlas_uri, writable=False)
     out = {}
     for n in names:
         ds = atlas.dataset(n)
         i = ds.info
-        h = hashlib.sha256("\n".join(map(str, ds.genes)).encode()).hexdigest()[:16]
+        h = json_sha256([str(g) for g in ds.genes])[:16]
         out[n] = f"{i.n_cells}x{i.n_genes}:{i.species}:{i.value_kind}:{h}"
     return out

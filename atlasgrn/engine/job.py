@@ -19,18 +19,30 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..digest import dir_sha256, model_sha256
 from ..errors import AtlasgrnError
-from ..models.checkpoint import VOCAB_FILE, bundled_model_dir, read_config
-from ..models.interface import ModelConfig
-from ..models.vocab import read_vocab
+from ..features import FeatureSpec
+from ..models import load_model
+from ..models.checkpoint import bundled_model_dir
+from ..models.interface import GeneModel
 from ..translator import Translator
 from ..translator.bundled import bundled_translator_dir, load_translator
-from .config import ProbeSettings, RunConfig
-from .inputs import DatasetInput, atlas_digest, dir_digest, resolve_datasets
+from ..translator.checkpoint import JSON_NAME, WEIGHTS_NAME
+from .cluster import Placement, connect, node_shapes, place_replicas
+from .config import RunConfig
+from .inputs import DatasetInput, atlas_digest, canonical_uri, resolve_datasets
+from .output import (
+    MANIFEST,
+    SUCCESS,
+    RunOutput,
+    read_manifest,
+    write_consensus,
+    write_manifest,
+)
 from .plan import BlockSpec, DatasetPlan, plan_dataset, plan_fingerprint
 from .progress import Progress
-from .scoring import resolve_probe_settings
-from .sink import MANIFEST, SUCCESS, RunOutput, read_manifest, write_consensus, write_manifest
+from .scoring import serving_spec
+from .watchdog import JobStalled, demand_line, watched
 
 MANIFEST_FORMAT = 1
 #: Env var naming a marker file: the first replica call of the run kills its process once
@@ -44,15 +56,24 @@ class Prepared:
 
     config: RunConfig
     model_dir: str
-    model_config: ModelConfig
-    vocab: dict[str, int]
+    model: GeneModel              # loaded on the driver (CPU): its digest, vocabulary, --plan
     translator_dir: str
     translator: Translator
-    settings: ProbeSettings
+    spec: FeatureSpec             # the translator's feature spec, checked against the run
     datasets: list[DatasetInput]
+    profiles: dict[str, dict[str, float]]   # per dataset, when the spec needs one
     plans: list[DatasetPlan]
     inputs: dict[str, Any]
     run_hash: str
+
+    @property
+    def vocab(self) -> dict[str, int]:
+        return dict(self.model.vocab)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """Feature kinds the job computes: those of the translator's ensemble."""
+        return tuple(self.translator.ensemble_kinds)
 
     @property
     def specs(self) -> list[BlockSpec]:
@@ -85,40 +106,35 @@ def prepare(config: RunConfig) -> Prepared:
         raise AtlasgrnError("model directory not found", path=model_dir, key="--model",
                             remedy="give a directory with config.json, model.safetensors and "
                                    "vocab.json")
-    model_config = read_config(model_dir)
-    vocab = read_vocab(Path(model_dir) / VOCAB_FILE)
     translator_dir = str(config.translator) if config.translator else str(
         bundled_translator_dir())
     translator = load_translator(config.translator)
-    settings = resolve_probe_settings(config, model_config, translator)
-    datasets = resolve_datasets(config.atlas, config.datasets, vocab, config.regulators,
-                                n_anchors=settings.context_len,
-                                max_regulators=config.max_regulators)
-    plans = [plan_dataset(d.name, d.genes, d.regulators, config.source_block,
-                          config.target_block) for d in datasets]
-    widest = max((len(set(b.sources) | set(b.targets)) for p in plans for b in p.blocks),
-                 default=0)
-    if widest > settings.context_len:
-        raise AtlasgrnError(f"a block holds {widest} genes but the context has "
-                            f"{settings.context_len} tokens", key="--target-block",
-                            remedy="lower --source-block/--target-block so that sources + "
-                                   "targets fit the context, or raise --context-len")
+    model = load_model(model_dir, device="cpu")
+    spec = serving_spec(config, translator, model_sha256(model), translator_dir)
+    resolved_inputs = resolve_datasets(config.atlas, config.datasets, model.vocab,
+                                       config.regulators, spec,
+                                       max_regulators=config.max_regulators)
+    datasets = resolved_inputs.datasets
+    plans = [plan_dataset(d.name, d.genes, d.regulators, spec.source_block, spec.target_block)
+             for d in datasets]
     inputs = {
         "atlas": config.atlas,
+        "atlas_canonical": canonical_uri(config.atlas),
         "datasets": atlas_digest(config.atlas, [d.name for d in datasets]),
-        "model": {"path": model_dir, "sha256": dir_digest(model_dir, ["config.json",
-                  "model.safetensors", VOCAB_FILE])},
-        "translator": {"path": translator_dir, "sha256": dir_digest(translator_dir)},
+        "model": {"path": model_dir, "sha256": spec.model_sha256},
+        "translator": {"path": translator_dir,
+                       "sha256": dir_sha256(translator_dir, [JSON_NAME, WEIGHTS_NAME])},
         "regulators": config.regulators or {d.name: f"bundled:{d.species}" for d in datasets},
         "plan_fingerprint": plan_fingerprint(plans),
     }
-    resolved = {"datasets": inputs["datasets"], "model": inputs["model"]["sha256"],
+    resolved = {"atlas": inputs["atlas_canonical"], "datasets": inputs["datasets"],
+                "model": inputs["model"]["sha256"],
                 "translator": inputs["translator"]["sha256"], "plan": inputs["plan_fingerprint"],
-                "settings": settings.to_dict()}
-    return Prepared(config=config, model_dir=model_dir, model_config=model_config, vocab=vocab,
-                    translator_dir=translator_dir, translator=translator, settings=settings,
-                    datasets=datasets, plans=plans, inputs=inputs,
-                    run_hash=config.result_hash(resolved))
+                "feature_spec": spec.digest()}
+    return Prepared(config=config, model_dir=model_dir, model=model,
+                    translator_dir=translator_dir, translator=translator, spec=spec,
+                    datasets=datasets, profiles=resolved_inputs.profiles, plans=plans,
+                    inputs=inputs, run_hash=config.result_hash(resolved))
 
 
 def claim_output(out: RunOutput, run_hash: str) -> dict[str, Any] | None:
@@ -127,6 +143,9 @@ def claim_output(out: RunOutput, run_hash: str) -> dict[str, Any] | None:
     Another run's output (a different configuration or inputs) is never touched: it is bad
     input, reported before anything is written.
     """
+    if out.fs.isfile(out.root):
+        raise AtlasgrnError("is a file, not a directory", path=out.uri, key="--out",
+                            remedy="give --out a directory (new, empty, or an earlier run)")
     old = None
     try:
         old = read_manifest(out)
@@ -146,6 +165,13 @@ def claim_output(out: RunOutput, run_hash: str) -> dict[str, Any] | None:
     return None
 
 
+def threshold_guidance_of(translator: Translator) -> dict[str, Any] | None:
+    """The translator's validation precision/recall at a few score cut-offs (recorded by
+    ``atlasgrn train-translator``), so a user can choose where to threshold the edges."""
+    ensemble = (translator.provenance or {}).get("ensemble") or {}
+    return ensemble.get("validation") if isinstance(ensemble, dict) else None
+
+
 def software_versions() -> dict[str, str]:
     import numpy
     import pyarrow
@@ -160,42 +186,21 @@ def _manifest(prep: Prepared, status: str, attempts: list[dict[str, Any]],
               extra: dict[str, Any]) -> dict[str, Any]:
     return {
         "format": MANIFEST_FORMAT, "status": status, "run_hash": prep.run_hash,
-        "config": prep.config.to_dict(), "probe_settings": prep.settings.to_dict(),
+        "config": prep.config.to_dict(), "feature_spec": prep.spec.to_json(),
+        "kinds": list(prep.kinds),
         "inputs": prep.inputs, "software": software_versions(),
         "plan": {"blocks": len(prep.specs), "pairs": prep.n_pairs,
                  "datasets": {p.dataset: {"genes": len(p.genes), "regulators": len(p.sources),
                                           "blocks": len(p.blocks), "pairs": p.n_pairs}
                               for p in prep.plans}},
-        "anchors": {d.name: list(d.anchors[:prep.settings.context_len]) for d in prep.datasets},
+        "anchors": {d.name: list(d.anchors) for d in prep.datasets},
+        "threshold_guidance": threshold_guidance_of(prep.translator),
         "attempts": attempts, **extra,
     }
 
 
-def _init_ray(config: RunConfig, log: Callable[[str], None]) -> tuple[float, bool]:
-    """Connect to (or start) Ray; returns the GPUs per replica to request.
-
-    On a cluster (``RAY_ADDRESS`` set, as under ``ray job submit``) the request stands even if
-    no GPU node is up yet: the autoscaler adds them. A Ray started here on a machine without
-    GPUs runs the replicas on CPU instead of waiting forever.
-    """
-    import ray
-
-    started_here = False
-    if not ray.is_initialized():
-        if os.environ.get("RAY_ADDRESS"):
-            ray.init(log_to_driver=True)
-        else:
-            ray.init(include_dashboard=False, log_to_driver=True)
-            started_here = True
-    gpus = config.gpus_per_replica
-    if started_here and gpus > 0 and ray.cluster_resources().get("GPU", 0) == 0:
-        log("no GPU on this machine: the replicas run on CPU")
-        gpus = 0.0
-    return gpus, started_here
-
-
-def _run_round(prep: Prepared, specs: list[BlockSpec], gpus: float, progress: Progress,
-               fault_marker: str | None) -> list[dict[str, Any]]:
+def _run_round(prep: Prepared, specs: list[BlockSpec], placement: Placement, progress: Progress,
+               fault_marker: str | None, profile_refs: dict[str, Any]) -> list[dict[str, Any]]:
     import ray
     from ray.data import ActorPoolStrategy, DataContext
 
@@ -206,9 +211,7 @@ def _run_round(prep: Prepared, specs: list[BlockSpec], gpus: float, progress: Pr
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.actor_task_retry_on_errors = False  # block errors are returned, not raised
-    source = BlockDatasource(cfg.atlas, specs, {d.name: d.anchors for d in prep.datasets},
-                             prep.vocab, prep.settings.background == "profile",
-                             prep.settings.context_len)
+    source = BlockDatasource(specs, {d.name: d.anchors for d in prep.datasets}, profile_refs)
     n_read = cfg.read_tasks or min(len(specs), max(4, 4 * cfg.replicas), 256)
     # Read tasks reserve no CPU: they only fetch block descriptors and a background profile.
     # With any CPU reservation, replicas that claim every CPU (2 x 1 CPU on a 2-core machine)
@@ -219,15 +222,18 @@ def _run_round(prep: Prepared, specs: list[BlockSpec], gpus: float, progress: Pr
     # is a descriptor plus a memoised profile and a block is seconds of probes.
     ds = ray.data.read_datasource(source, override_num_blocks=n_read, num_cpus=0,
                                   concurrency=min(n_read, max(2, cfg.replicas // 4)))
+    gpus = placement.gpus
     ds = ds.map_batches(
         BlockScorer, batch_size=1, compute=ActorPoolStrategy(size=cfg.replicas),
-        num_gpus=gpus if gpus > 0 else None, num_cpus=cfg.cpus_per_replica,
+        num_gpus=gpus if gpus > 0 else None, num_cpus=placement.cpus,
         fn_constructor_kwargs={"model_dir": prep.model_dir, "translator_dir": prep.translator_dir,
-                               "settings": prep.settings.to_dict(), "out_uri": cfg.out,
-                               "fault_marker": fault_marker},
+                               "spec": prep.spec, "out_uri": cfg.out,
+                               "fault_marker": fault_marker, "run_key": prep.run_hash},
         udf_modifying_row_count=False)
     rows = []
-    for row in ds.iter_rows():
+    results = watched(ds.iter_rows(), prep.run_hash, cfg.start_timeout_s,
+                      lambda: demand_line(cfg.replicas, gpus, placement.cpus))
+    for row in results:
         r = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
         rows.append(r)
         progress.update(r["status"] == "ok", int(r["pairs"]))
@@ -236,17 +242,38 @@ def _run_round(prep: Prepared, specs: list[BlockSpec], gpus: float, progress: Pr
 
 def run_job(config: RunConfig, *, prepared: Prepared | None = None,
             log: Callable[[str], None] = print) -> JobResult:
-    """Build (or resume) the run; bad input raises before anything is written."""
+    """Build (or resume) the run; bad input raises before anything is written.
+
+    Order matters for "never hang, never leave a half-claimed output": inputs, the output
+    directory, the Ray cluster and the replicas' resource request are all checked before the
+    manifest is (re)written. Status ``stalled`` (no replica started within
+    ``config.start_timeout_s``) is written to the manifest and returned, like ``failed``.
+    """
     t_start = time.perf_counter()
     prep = prepared or prepare(config)
     out = RunOutput(config.out)
     old = claim_output(out, prep.run_hash)
     attempts = list(old.get("attempts", [])) if old else []
-    out.remove(out.path(SUCCESS))  # the run is in progress again until it publishes
-    out.remove_partial_files()
     specs = prep.specs
     done_before = out.done_blocks(specs)
     pending = [s for s in specs if s.block_id not in done_before]
+    placement = None
+    started_here = False
+    if pending:
+        started_here = connect(config.address, log)
+        try:
+            placement = place_replicas(config.gpus_per_replica, config.cpus_per_replica,
+                                       node_shapes())
+        except AtlasgrnError:
+            if started_here:
+                import ray
+
+                ray.shutdown()
+            raise
+        log(f"replicas: {config.replicas} x ({placement.cpus:g} CPU"
+            f"{f', {placement.gpus:g} GPU' if placement.gpus else ''}): {placement.reason}")
+    out.remove(out.path(SUCCESS))  # the run is in progress again until it publishes
+    out.remove_partial_files()
     attempt: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                "blocks_already_done": len(done_before),
                                "blocks_to_compute": len(pending), "replicas": config.replicas,
@@ -259,16 +286,24 @@ def run_job(config: RunConfig, *, prepared: Prepared | None = None,
     summaries: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
     t_compute = time.perf_counter()
-    gpus = config.gpus_per_replica
-    if pending:
-        gpus, _ = _init_ray(config, log)
+    gpus = placement.gpus if placement else 0.0
+    if placement is not None:
         attempt["gpus_per_replica_used"] = gpus
         fault_marker = os.environ.get(FAULT_ENV) or None
+        import ray
+
+        # computed once on the driver; read tasks fetch them by reference
+        profile_refs = {name: ray.put(p) for name, p in prep.profiles.items()
+                        if prep.spec.needs_profile(prep.kinds)}
         todo = pending
         for round_no in range(config.retries + 1):
             progress = Progress(len(todo), sum(s.n_pairs for s in todo),
                                 every_s=config.progress_every_s, log=log)
-            rows = _run_round(prep, todo, gpus, progress, fault_marker)
+            try:
+                rows = _run_round(prep, todo, placement, progress, fault_marker, profile_refs)
+            except JobStalled as exc:
+                return _stalled(prep, out, attempts, attempt, str(exc), specs, done_before,
+                                t_start, started_here, log)
             summaries += rows
             ok = {r["block_id"] for r in rows if r["status"] == "ok"}
             failed = {r["block_id"]: r["error"] for r in rows if r["status"] != "ok"}
@@ -319,6 +354,25 @@ def run_job(config: RunConfig, *, prepared: Prepared | None = None,
                      rows_written, cons_rows, seconds, summaries)
 
 
+def _stalled(prep: Prepared, out: RunOutput, attempts: list[dict[str, Any]],
+             attempt: dict[str, Any], reason: str, specs: list[BlockSpec],
+             done_before: set[str], t_start: float, started_here: bool,
+             log: Callable[[str], None]) -> JobResult:
+    """Record and report a run no replica could start for (see :mod:`.watchdog`)."""
+    safe = len(out.done_blocks(specs))
+    attempt.update({"status": "stalled", "reason": reason, "blocks_safe": safe})
+    write_manifest(out, _manifest(prep, "stalled", attempts, {"stalled": reason}))
+    log(f"stalled: {reason}; {safe} of {len(specs)} block(s) are safe in {out.uri}; free "
+        "or add the resources (or lower --cpus-per-replica / --gpus-per-replica), then rerun "
+        "to resume")
+    if started_here:
+        import ray
+
+        ray.shutdown()  # stops the waiting pipeline; a cluster's is ended with the driver
+    return JobResult(out.uri, "stalled", len(specs), len(done_before), 0, [], 0, 0,
+                     time.perf_counter() - t_start)
+
+
 def cost_estimate_vs_actual(rows: list[dict[str, Any]], pairs: int, gpus_per_replica: float,
                             early_fraction: float = 0.1) -> dict[str, Any]:
     """Replica-hours (GPU-hours when replicas hold GPUs): the estimate extrapolated from the
@@ -338,6 +392,6 @@ def cost_estimate_vs_actual(rows: list[dict[str, Any]], pairs: int, gpus_per_rep
 
 
 def _count_edges(out: RunOutput) -> int:
-    from .sink import edges_dataset
+    from .output import edges_dataset
     return edges_dataset(out).count_rows()
 

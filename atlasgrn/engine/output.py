@@ -1,16 +1,17 @@
-"""Writing run output (design §3.4): per-block edge files, consensus, manifest, ``_SUCCESS``.
+"""The run's output layout (design §3.4): per-block edge files, consensus, manifest, ``_SUCCESS``.
 
 Ray Data's ``write_parquet`` names files randomly and is not atomic, so each block's edges are
-written by us under a name derived from its block id, to a temporary name first and then moved
-into place (local) or PUT in one request (object stores, where a single PUT is atomic). A file
-that exists is therefore complete, and a resumed run skips exactly the blocks whose file exists.
+written by us under a name derived from its block id, through :mod:`atlasgrn.atomic` (a hidden
+temporary file renamed into place locally, one PUT on an object store). A file that exists is
+therefore complete, and a resumed run skips exactly the blocks whose file exists.
+
+Edge files hold ``source, target, score`` and one ``logit_<kind>`` column per kind of the
+translator's ensemble (``score`` is the sigmoid of their mean).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, BinaryIO
 
@@ -21,12 +22,10 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from ..atomic import is_temp_name, write_atomic
 from .plan import BlockSpec
 
-EDGE_SCHEMA = pa.schema([
-    ("source", pa.string()), ("target", pa.string()), ("score", pa.float32()),
-    ("logit_vvp", pa.float32()), ("logit_gdt", pa.float32()),
-])
+EDGE_KEYS = (("source", pa.string()), ("target", pa.string()), ("score", pa.float32()))
 CONSENSUS_SCHEMA = pa.schema([
     ("source", pa.string()), ("target", pa.string()), ("score_mean", pa.float32()),
     ("score_max", pa.float32()), ("n_datasets", pa.int32()),
@@ -77,24 +76,13 @@ class RunOutput:
         n = 0
         for part in self.listdir("edges"):
             for name in self.listdir("edges", part):
-                if name.startswith(".") and ".tmp-" in name:
+                if is_temp_name(name):
                     self.fs.rm(self.path("edges", part, name))
                     n += 1
         return n
 
-    def _tmp_for(self, path: str) -> str:
-        # A leading '.' hides the partial file from pyarrow/DuckDB/Polars dataset readers,
-        # which skip names starting with '.' or '_'.
-        parent, name = path.rsplit("/", 1)
-        return f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:8]}"
-
     def write_table_atomic(self, path: str, table: pa.Table) -> None:
-        """Write a Parquet file so that it is either absent or complete.
-
-        Local: write a hidden temporary file, then ``os.replace`` (atomic on POSIX). Object
-        stores: one PUT, which is atomic there (a multipart upload becomes visible only on
-        completion).
-        """
+        """Write a Parquet file so that it is either absent or complete."""
         self._write_atomic(path, lambda fh: pq.write_table(table, fh, compression="zstd"))
 
     def write_text_atomic(self, path: str, text: str) -> None:
@@ -102,20 +90,7 @@ class RunOutput:
         self._write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
 
     def _write_atomic(self, path: str, write: Callable[[BinaryIO], object]) -> None:
-        parent = path.rsplit("/", 1)[0]
-        self.fs.makedirs(parent, exist_ok=True)
-        if self.local:
-            tmp = self._tmp_for(path)
-            try:
-                with open(tmp, "wb") as fh:
-                    write(fh)
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
-        else:
-            with self.fs.open(path, "wb") as fh:
-                write(fh)
+        write_atomic(path, write, fs=self.fs)
 
     def read_text(self, path: str) -> str:
         with self.fs.open(path, "r") as fh:
@@ -126,17 +101,21 @@ class RunOutput:
             self.fs.rm(path)
 
 
-def edges_table(spec: BlockSpec, sources: np.ndarray, targets: np.ndarray, score: np.ndarray,
-                logit_vvp: np.ndarray, logit_gdt: np.ndarray) -> pa.Table:
+def edge_schema(kinds: Sequence[str]) -> pa.Schema:
+    """Columns of an edge file for a translator whose ensemble is ``kinds``."""
+    return pa.schema([*EDGE_KEYS, *((f"logit_{k}", pa.float32()) for k in kinds)])
+
+
+def edges_table(sources: np.ndarray, targets: np.ndarray, score: np.ndarray,
+                logits: Mapping[str, np.ndarray]) -> pa.Table:
     """One block's edges, sorted by (source, target) so files are byte-stable across runs."""
     order = np.lexsort((targets, sources))
-    return pa.table({
-        "source": pa.array(sources[order].astype(str)),
-        "target": pa.array(targets[order].astype(str)),
-        "score": pa.array(score[order].astype(np.float32)),
-        "logit_vvp": pa.array(logit_vvp[order].astype(np.float32)),
-        "logit_gdt": pa.array(logit_gdt[order].astype(np.float32)),
-    }, schema=EDGE_SCHEMA)
+    columns = {"source": pa.array(sources[order].astype(str)),
+               "target": pa.array(targets[order].astype(str)),
+               "score": pa.array(score[order].astype(np.float32))}
+    for kind, values in logits.items():
+        columns[f"logit_{kind}"] = pa.array(np.asarray(values)[order].astype(np.float32))
+    return pa.table(columns, schema=edge_schema(list(logits)))
 
 
 def edges_dataset(out: RunOutput) -> pads.Dataset:

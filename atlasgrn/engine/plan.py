@@ -1,6 +1,8 @@
 """Planning gene-pair blocks: which (sources, targets) each unit of work covers, and its id.
 
-A block is (dataset, source block index, target block index). Its id,
+A block is (dataset, source block index, target block index), laid out by the feature layer's
+:func:`~atlasgrn.features.layout_blocks` with the translator's block sizes (the layout is part
+of the feature contract: training cut its genes the same way). Its id,
 ``<dataset>:<source_block>:<target_block>``, depends only on the dataset's sorted usable genes,
 the regulator list and the block sizes — never on scheduling — so output file names are stable
 across reruns: a resumed run finds finished blocks by name and computes only the rest.
@@ -8,10 +10,11 @@ across reruns: a resumed run finds finished blocks by name and computes only the
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+
+from ..digest import json_sha256
+from ..features import layout_blocks
 
 
 @dataclass(frozen=True)
@@ -67,31 +70,19 @@ class DatasetPlan:
         return sum(b.n_pairs for b in self.blocks)
 
 
-def _chunks(items: Sequence[str], size: int) -> list[tuple[str, ...]]:
-    return [tuple(items[i:i + size]) for i in range(0, len(items), size)]
-
-
 def plan_dataset(dataset: str, genes: Iterable[str], regulators: Iterable[str],
                  source_block: int, target_block: int) -> DatasetPlan:
     """Blocks covering every regulator x gene pair of a dataset (self-pairs excluded)."""
-    if source_block < 1 or target_block < 1:
-        raise ValueError("block sizes must be positive")
     usable = tuple(sorted(set(genes)))
     reg_set = set(regulators)
     sources = tuple(g for g in usable if g in reg_set)
-    blocks = []
-    for si, sb in enumerate(_chunks(sources, source_block)):
-        for ti, tb in enumerate(_chunks(usable, target_block)):
-            spec = BlockSpec(dataset, si, ti, sb, tb)
-            if spec.n_pairs:
-                blocks.append(spec)
-    return DatasetPlan(dataset=dataset, genes=usable, sources=sources, blocks=tuple(blocks))
+    blocks = tuple(BlockSpec(dataset, b.row, b.col, b.sources, b.targets)
+                   for b in layout_blocks(sources, usable, source_block, target_block))
+    return DatasetPlan(dataset=dataset, genes=usable, sources=sources, blocks=blocks)
 
 
 def plan_fingerprint(plans: Sequence[DatasetPlan]) -> str:
     """A hash of everything that decides the blocks: stable across runs and machines."""
-    h = hashlib.sha256()
-    for p in plans:
-        h.update(json.dumps([p.dataset, p.genes, p.sources,
-                             [(b.source_block, b.target_block) for b in p.blocks]]).encode())
-    return h.hexdigest()[:16]
+    return json_sha256([[p.dataset, list(p.genes), list(p.sources),
+                         [(b.source_block, b.target_block) for b in p.blocks]]
+                        for p in plans])[:16]

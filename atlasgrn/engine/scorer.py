@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from .config import ProbeSettings
+from ..features import FeatureSpec
+from .output import RunOutput
 from .plan import BlockSpec
-from .sink import RunOutput
+from .watchdog import announce_replica
 
 SUMMARY_COLUMNS = ("block_id", "dataset", "status", "rows", "pairs", "seconds",
                    "probe_seconds", "error", "gpu_ids", "pid", "device")
@@ -75,8 +76,8 @@ class _Metrics:
 class BlockScorer:
     """Callable class for ``Dataset.map_batches`` (``batch_size=1``: one block per call)."""
 
-    def __init__(self, model_dir: str, translator_dir: str, settings: dict[str, Any],
-                 out_uri: str, fault_marker: str | None = None) -> None:
+    def __init__(self, model_dir: str, translator_dir: str, spec: FeatureSpec,
+                 out_uri: str, fault_marker: str | None = None, run_key: str = "") -> None:
         import torch
 
         from ..models import load_model
@@ -87,15 +88,15 @@ class BlockScorer:
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = load_model(model_dir, device=self.device)
         self.translator = load_translator_dir(translator_dir)
-        s = dict(settings)
-        self.settings = ProbeSettings(kinds=tuple(s["kinds"]), vvp_grid=tuple(s["vvp_grid"]),
-                                      gdt_levels=tuple(s["gdt_levels"]),
-                                      gdt_reading=s["gdt_reading"], background=s["background"],
-                                      context_len=int(s["context_len"]))
+        if self.translator.feature_spec != spec:  # the checkpoint changed under the run
+            raise RuntimeError(f"translator {translator_dir} no longer carries the run's "
+                               "feature spec")
+        self.spec = spec
         self.out = RunOutput(out_uri)
         self.fault_marker = fault_marker
         self.metrics = _Metrics()
         self.gpu_ids = ",".join(_gpu_ids())
+        announce_replica(run_key, os.getpid())  # the driver's watchdog: a replica is up
 
     def _maybe_die(self) -> None:
         """Fault injection for the engine's own tests: the first call of the run kills this
@@ -111,11 +112,9 @@ class BlockScorer:
         self._maybe_die()
         rows: dict[str, list[Any]] = {c: [] for c in SUMMARY_COLUMNS}
         for i in range(len(batch["block_id"])):
-            spec = BlockSpec(dataset=str(batch["dataset"][i]),
-                             source_block=int(batch["source_block"][i]),
-                             target_block=int(batch["target_block"][i]),
-                             sources=tuple(str(x) for x in batch["sources"][i]),
-                             targets=tuple(str(x) for x in batch["targets"][i]))
+            spec = BlockSpec.from_row({k: batch[k][i] for k in
+                                       ("dataset", "source_block", "target_block", "sources",
+                                        "targets")})
             anchors = [str(x) for x in batch["anchors"][i]]
             genes = [str(x) for x in batch["profile_genes"][i]]
             profile = (dict(zip(genes, (float(v) for v in batch["profile_values"][i])))
@@ -123,7 +122,7 @@ class BlockScorer:
             t0 = time.perf_counter()
             status, error, n_rows, probe_s = "ok", "", 0, 0.0
             try:
-                table, probe_s = score_block(self.model, self.translator, self.settings, spec,
+                table, probe_s = score_block(self.model, self.translator, self.spec, spec,
                                              anchors, profile)
                 self.out.write_table_atomic(self.out.edge_path(spec), table)
                 n_rows = table.num_rows

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from ..atomic import write_path_atomic, write_text_atomic
 from ..errors import CheckpointError
 from .interface import ArchConfig, ModelConfig, ValueSpace
 from .scgpt_model import ScGPTModel
@@ -106,31 +106,20 @@ def config_from_dict(data: object, label: str) -> ModelConfig:
 
 
 # ------------------------------------------------------------------- save
-def _write_atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_model(model: ScGPTModel, out_dir: str | os.PathLike[str],
                metadata: Mapping[str, str] | None = None) -> Path:
-    """Write the three checkpoint files (fp32, CPU); each file is replaced atomically."""
+    """Write the three checkpoint files (fp32, CPU); each file is replaced atomically and
+    readable by others (checkpoints are meant to be shared)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous()
                for k, v in model.state_dict().items()}
-    _write_atomic(out / WEIGHTS_FILE,
-                  lambda p: save_file(tensors, p, metadata=dict(metadata or {"format": FORMAT})))
+    header = dict(metadata or {"format": FORMAT})
+    write_path_atomic(out / WEIGHTS_FILE, lambda p: save_file(tensors, p, metadata=header))
     text = json.dumps(config_to_dict(model.config), indent=2, sort_keys=False)
-    _write_atomic(out / CONFIG_FILE, lambda p: Path(p).write_text(text + "\n"))
+    write_text_atomic(out / CONFIG_FILE, text + "\n")
     vocab_text = json.dumps(dict(sorted(model.vocab.items(), key=lambda kv: kv[1])), indent=0)
-    _write_atomic(out / VOCAB_FILE, lambda p: Path(p).write_text(vocab_text + "\n"))
+    write_text_atomic(out / VOCAB_FILE, vocab_text + "\n")
     return out
 
 
@@ -218,3 +207,17 @@ def model_from_parts(config: ModelConfig, vocab: Mapping[str, int],
     check_state_dict(tensors, model, label)
     model.load_state_dict(dict(tensors), strict=True)
     return model.eval()
+
+
+def checkpoint_files_in(path: Path) -> list[str]:
+    """The checkpoint files an atlasgrn model directory holds (none when ``config.json`` is not
+    an atlasgrn model config): how a model directory written before output markers is
+    recognised as atlasgrn's own."""
+    try:
+        data = json.loads((Path(path) / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        return []
+    return [n for n in (CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE) if (Path(path) / n).exists()]
+

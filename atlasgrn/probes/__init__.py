@@ -7,13 +7,22 @@
 - :func:`block_context` — the context of a gene-pair block; :func:`mask_self_pairs` /
   :func:`self_pair_mask` — keep i == j out of summaries.
 
+Imported eagerly, unlike the lazy packages (``atlasgrn.lazy``): the functions ``vvp`` and ``gdt``
+share their submodules' names, and a lazy export would return the submodule once it is loaded.
+
 All outputs are indexed ``[source, target, ...]`` by the order of the ``sources`` and ``targets``
 given (token ids that must occur in ``context``). See docs/probes.md.
 """
 
 from __future__ import annotations
 
-from atlasgrn.probes.baselines import PairEmbeddings, attention, embedding_pairs, pert_origin
+from atlasgrn.probes.baselines import (
+                                       PairEmbeddings,
+                                       attention,
+                                       embedding_pairs,
+                                       gene_embeddings,
+                                       pert_origin,
+)
 from atlasgrn.probes.cells import not_expressed_value, uniform_cells
 from atlasgrn.probes.context import PairIndex, block_context, pair_index
 from atlasgrn.probes.gdt import default_fd_step, gdt
@@ -22,6 +31,6 @@ from atlasgrn.probes.vvp import vvp
 
 __all__ = [
     "PairEmbeddings", "PairIndex", "attention", "block_context", "default_fd_step",
-    "embedding_pairs", "gdt", "mask_self_pairs", "not_expressed_value", "pair_index",
-    "pert_origin", "self_pair_mask", "uniform_cells", "vvp",
+    "embedding_pairs", "gdt", "gene_embeddings", "mask_self_pairs", "not_expressed_value",
+    "pair_index", "pert_origin", "self_pair_mask", "uniform_cells", "vvp",
 ]

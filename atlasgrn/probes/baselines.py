@@ -14,7 +14,12 @@ import torch
 
 from atlasgrn.errors import AtlasgrnError
 from atlasgrn.models.interface import GeneModel
-from atlasgrn.probes.cells import Background, CellMaker, background_vector, not_expressed_value
+from atlasgrn.probes.cells import (
+    Background,
+    CellMaker,
+    background_vector,
+    not_expressed_value,
+)
 from atlasgrn.probes.context import IdsLike, as_ids, pair_index
 from atlasgrn.probes.execution import ProbeRunner, frozen, model_device_dtype
 
@@ -75,20 +80,27 @@ class PairEmbeddings:
     concat: torch.Tensor
 
 
-def embedding_pairs(model: GeneModel, sources: IdsLike, targets: IdsLike) -> PairEmbeddings:
-    """Token-embedding features of every (source, target) pair (no context involved)."""
-    src = as_ids(sources, key="sources")
-    tgt = as_ids(targets, key="targets")
+def gene_embeddings(model: GeneModel, ids: IdsLike, *, key: str = "ids") -> torch.Tensor:
+    """Token embeddings ``[n, d]`` (float32, CPU) of token ids checked against the vocabulary.
+
+    The one read of the embedding table behind :func:`embedding_pairs`, so features gathered
+    per pair from it equal the ones computed per block, bit for bit.
+    """
+    tokens = as_ids(ids, key=key)
     vocab_size = model.config.arch.vocab_size
-    for key, ids in (("sources", src), ("targets", tgt)):
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
-            raise AtlasgrnError(f"token ids outside the vocabulary [0, {vocab_size})", key=key,
-                                remedy="map gene symbols with model.vocab first")
+    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab_size):
+        raise AtlasgrnError(f"token ids outside the vocabulary [0, {vocab_size})", key=key,
+                            remedy="map gene symbols with model.vocab first")
     device, _dtype = model_device_dtype(model)
     with frozen(model), torch.no_grad():
-        e_src = model.gene_embeddings(src.to(device)).float().cpu()
-        e_tgt = model.gene_embeddings(tgt.to(device)).float().cpu()
-    n_s, n_t, d = src.numel(), tgt.numel(), e_src.shape[-1]
+        return model.gene_embeddings(tokens.to(device)).float().cpu()
+
+
+def embedding_pairs(model: GeneModel, sources: IdsLike, targets: IdsLike) -> PairEmbeddings:
+    """Token-embedding features of every (source, target) pair (no context involved)."""
+    e_src = gene_embeddings(model, sources, key="sources")
+    e_tgt = gene_embeddings(model, targets, key="targets")
+    n_s, n_t, d = e_src.shape[0], e_tgt.shape[0], e_src.shape[-1]
     a = e_src[:, None, :].expand(n_s, n_t, d)
     b = e_tgt[None, :, :].expand(n_s, n_t, d)
     return PairEmbeddings(sum=a + b, concat=torch.cat([a, b], dim=-1))

@@ -4,8 +4,15 @@ Inputs are files a user has: a prior network (CSV/TSV with a source and a target
 TRRUST, or a BEELINE ``BL--network.csv``) and a gene universe (one symbol per line). Labels are
 the prior's edges among the universe's genes plus one negative per edge, drawn for the same
 regulator among its non-targets (``bench.splits.training_pairs``: balanced per TF); validation
-holds out whole source genes (``train_translator``). Features are the probes over the universe
-(:mod:`atlasgrn.translator.features`), computed only for the blocks the training pairs need.
+holds out whole source genes (``train_translator``). Features are computed over the universe
+with one :class:`~atlasgrn.features.FeatureSpec` (saved with the translator, so the job serves the
+same features), only for the blocks the training pairs need.
+
+A gene list has no expression, so the spec must not need any: a scalar background and
+token-id anchors (the defaults).
+
+This sits above ``bench`` because it borrows the benchmark's label sampler (one negative per
+edge, same regulator): training and the benchmark then draw negatives the same way.
 """
 
 from __future__ import annotations
@@ -21,18 +28,20 @@ import pandas as pd
 
 from ..bench.genelink import NetworkSet
 from ..bench.splits import training_pairs
+from ..digest import file_sha256
 from ..errors import AtlasgrnError
+from ..features import CacheStats, FeatureSpec, build_universe, compute_table
+from ..features.spec import DEFAULT_KINDS
 from ..models.interface import GeneModel
 from ..models.vocab import map_genes
-from .features import (CacheStats, FeatureSettings, compute_features, file_digest,
-                       model_digest, torch_threads)
-from .model import Translator
-from .train import TranslatorConfig, train_translator
+from ..translator.guidance import threshold_guidance
+from ..translator.model import Translator
+from ..translator.threads import torch_threads
+from ..translator.train import TranslatorConfig, split_by_group, train_translator
 
 #: Column-name pairs recognised as (source, target), case-insensitive, first match wins.
 KNOWN_COLUMNS = (("source", "target"), ("gene1", "gene2"), ("tf", "target"),
                  ("regulator", "target"), ("from", "to"))
-DEFAULT_KINDS = ("vvp", "gdt_uniform", "gdt_source", "emb_concat", "emb_sum")
 
 
 def read_prior(path: str | os.PathLike[str], source_col: str | None = None,
@@ -110,14 +119,23 @@ class PriorTraining:
 def train_from_prior(model: GeneModel, prior: str | os.PathLike[str],
                      genes: str | os.PathLike[str], *, kinds: Sequence[str] = DEFAULT_KINDS,
                      config: TranslatorConfig | None = None,
-                     settings: FeatureSettings | None = None,
+                     spec_options: dict[str, Any] | None = None,
                      cache_dir: str | os.PathLike[str] | None = None,
                      drop_unknown: bool = False, source_col: str | None = None,
                      target_col: str | None = None, header: bool = True,
                      model_path: str | None = None) -> PriorTraining:
-    """Train a translator on a prior's edges over a gene universe; provenance filled in."""
+    """Train a translator on a prior's edges over a gene universe; provenance filled in.
+
+    ``spec_options`` are :class:`FeatureSpec` fields (``context_len``, ``source_block`` ...;
+    None values take the defaults); the resulting spec is the translator's ``feature_spec``.
+    """
     config = config or TranslatorConfig()
-    settings = settings or FeatureSettings()
+    spec = FeatureSpec.for_model(model, kinds=tuple(kinds), **(spec_options or {}))
+    if spec.needs_expression:
+        raise AtlasgrnError("a gene list has no expression, so the features cannot use a "
+                            f"profile background, pert or expression anchors (spec: background="
+                            f"{spec.background!r}, anchors={spec.anchors!r})", key="--background",
+                            remedy="train with a scalar background and token_id anchors")
     edges = read_prior(prior, source_col, target_col, header)
     universe = read_gene_list(genes)
     ids = map_genes(model.vocab, universe)
@@ -152,10 +170,11 @@ def train_from_prior(model: GeneModel, prior: str | os.PathLike[str],
                     targets=kept.target.to_numpy(str), folder=Path(prior).parent)
     tp = training_pairs(ns, config.seed)
     stats = CacheStats()
-    table = compute_features(model, uni, sources, kinds, settings=settings, cache_dir=cache_dir,
-                             stats=stats, pairs=(tp.sources.tolist(), tp.targets.tolist()))
-    feats, ok = table.gather(tp.sources.tolist(), tp.targets.tolist(),
-                             [k for k in kinds if k in table.kinds])
+    gene_universe = build_universe(model.vocab, uni, spec, label="--genes")
+    table = compute_table(model, spec, gene_universe, sources, list(kinds),
+                          pairs=(tp.sources.tolist(), tp.targets.tolist()),
+                          cache_dir=cache_dir, stats=stats)
+    feats, ok = table.gather(tp.sources.tolist(), tp.targets.tolist(), list(kinds))
     labels = tp.labels[ok]
     if len(np.unique(labels)) < 2:
         raise AtlasgrnError("the training pairs hold only one class", path=str(prior),
@@ -168,27 +187,30 @@ def train_from_prior(model: GeneModel, prior: str | os.PathLike[str],
     best = max(gdts, key=lambda k: tr.kinds[k].metrics.get("val_auroc") or 0.0) if gdts else None
     ens = tuple(k for k in ("vvp", best) if k and k in tr.kinds) or tuple(tr.kinds)
     tr.ensemble_kinds = ens
+    tr.feature_spec = spec
+    # the ensemble's precision/recall on the held-out sources, for choosing a threshold
+    _, val = split_by_group(tp.sources[ok], config.val_fraction, config.seed)
+    guidance = threshold_guidance(labels[val], tr.score({k: feats[k][ok][val] for k in ens}))
     import atlasgrn
 
     info = {
-        "prior": {"path": str(prior), "sha256": file_digest(prior), "edges_read": len(edges),
+        "prior": {"path": str(prior), "sha256": file_sha256(prior), "edges_read": len(edges),
                   "edges_in_universe": int(len(kept)), "regulators": len(sources)},
-        "genes": {"path": str(genes), "sha256": file_digest(genes), "listed": len(universe),
+        "genes": {"path": str(genes), "sha256": file_sha256(genes), "listed": len(universe),
                   "unknown_dropped": len(unknown), "universe": len(uni)},
-        "model": {"path": model_path or "bundled default", "sha256": model_digest(model),
+        "model": {"path": model_path or "bundled default", "sha256": spec.model_sha256,
                   "provenance_origin": (model.config.provenance or {}).get("origin"),
                   "seen_datasets": [d.get("name") for d in
                                     (model.config.provenance or {}).get("datasets", [])
                                     if isinstance(d, dict)]},
-        "features": {**settings.resolve(model), "kinds": list(table.tables) + [
-            k for k in kinds if k.startswith("emb")]},
         "labels": {"pairs": int(ok.sum()), "positives": int(labels.sum()),
                    "uncovered_pairs": int((~ok).sum()),
                    "negatives": "one per edge, same regulator, non-target, g != t "
                                 "(bench.splits.training_pairs)",
                    "validation": "held-out source genes"},
         "ensemble": {"kinds": list(ens), "rule": "VVP + the GDT reading with the better "
-                                                 "held-out-source validation AUROC"},
+                                                 "held-out-source validation AUROC",
+                     "validation": guidance},
         "atlasgrn": getattr(atlasgrn, "__version__", "?"),
         "feature_cache": {"hits": len(stats.hits), "computed": len(stats.misses)},
     }

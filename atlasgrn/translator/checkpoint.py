@@ -1,8 +1,11 @@
 """Translator checkpoints (design §3.3): ``translator.json`` + ``translator.safetensors``.
 
 Weights load through safetensors (no pickle); the JSON carries the architecture, normalisation
-statistics, training provenance and validation metrics, and is checked against the tensors so a
-mismatched pair fails with one line instead of a shape error deep in torch.
+statistics, the feature contract (``feature_spec``, design §3.3a), training provenance and
+validation metrics, and is checked against the tensors so a mismatched pair fails with one line
+instead of a shape error deep in torch. Format 1 checkpoints predate the feature contract: they
+cannot say how their features were computed, so they are refused with the command that
+retrains them.
 """
 
 from __future__ import annotations
@@ -16,21 +19,32 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ..errors import CheckpointError
+from ..atomic import write_path_atomic, write_text_atomic
+from ..errors import AtlasgrnError, CheckpointError
+from ..features.spec import FeatureSpec
 from ..jsonable import to_jsonable
 from .mlp import EdgeMLP
 from .model import KindModel, Translator
 from .normalize import FeatureNormalizer
 
-FORMAT = 1
+FORMAT = 2
+RETRAIN = ("retrain it with this atlasgrn: atlasgrn train-translator --prior EDGES --genes "
+           "GENES --out DIR (see README)")
 JSON_NAME = "translator.json"
 WEIGHTS_NAME = "translator.safetensors"
 
 
 def save_translator(translator: Translator, out_dir: str | os.PathLike[str],
                     overwrite: bool = False) -> Path:
-    """Write the checkpoint; an existing checkpoint is replaced only with ``overwrite``."""
+    """Write the checkpoint; an existing checkpoint is replaced only with ``overwrite``.
+
+    A translator without a feature spec cannot be saved: nobody could serve it correctly.
+    """
     out = Path(out_dir)
+    if translator.feature_spec is None:
+        raise CheckpointError("the translator has no feature_spec", path=str(out),
+                              key="feature_spec", remedy="set translator.feature_spec to the "
+                              "FeatureSpec its training features were computed with")
     if (out / JSON_NAME).exists() and not overwrite:
         raise CheckpointError("a translator checkpoint already exists here", path=str(out),
                               remedy="choose another --out or pass --overwrite")
@@ -43,19 +57,24 @@ def save_translator(translator: Translator, out_dir: str | os.PathLike[str],
         kinds[name] = {"in_dim": km.mlp.in_dim, "hidden": list(km.mlp.hidden),
                        "dropout": km.mlp.dropout, "normalizer": km.normalizer.to_json(),
                        "metrics": dict(km.metrics)}
-    meta = {"format": FORMAT, "kinds": kinds, "ensemble_kinds": list(translator.ensemble_kinds),
+    meta = {"format": FORMAT, "feature_spec": translator.feature_spec.to_json(),
+            "kinds": kinds, "ensemble_kinds": list(translator.ensemble_kinds),
             "provenance": dict(translator.provenance)}
-    tmp_w = out / (WEIGHTS_NAME + ".tmp")
-    tmp_j = out / (JSON_NAME + ".tmp")
-    save_file(tensors, str(tmp_w))
-    # safetensors creates the file 0600; a shipped checkpoint must be readable like any file.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_w, 0o666 & ~umask)
-    tmp_j.write_text(json.dumps(meta, indent=2, default=to_jsonable))
-    os.replace(tmp_w, out / WEIGHTS_NAME)
-    os.replace(tmp_j, out / JSON_NAME)  # the JSON last: its presence means complete
+    write_path_atomic(out / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp))
+    # the JSON last: its presence means the checkpoint is complete
+    write_text_atomic(out / JSON_NAME, json.dumps(meta, indent=2, default=to_jsonable) + "\n")
     return out
+
+
+def feature_dim(spec: FeatureSpec, kind: str) -> int | None:
+    """Features per pair a kind has under ``spec`` (None: depends on the model, embeddings)."""
+    if kind == "vvp":
+        return len(spec.vvp_grid)
+    if kind in ("gdt_uniform", "gdt_source"):
+        return len(spec.gdt_levels)
+    if kind in ("attn", "pert"):
+        return 1
+    return None
 
 
 def load_translator_dir(path: str | os.PathLike[str]) -> Translator:
@@ -71,10 +90,20 @@ def load_translator_dir(path: str | os.PathLike[str]) -> Translator:
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"invalid JSON ({exc.msg} at line {exc.lineno})", path=str(jpath),
                               remedy="restore the file from the checkpoint") from None
+    if meta.get("format") == 1 or (meta.get("format") == FORMAT
+                                   and "feature_spec" not in meta):
+        raise CheckpointError("the translator has no feature_spec: it predates the feature "
+                              "contract, so how its features were computed is unknown",
+                              path=str(jpath), key="feature_spec", remedy=RETRAIN)
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"unsupported translator format {meta.get('format')!r}",
                               path=str(jpath), key="format",
                               remedy=f"this atlasgrn reads format {FORMAT}")
+    try:
+        feature_spec = FeatureSpec.from_json(meta["feature_spec"], path=str(jpath))
+    except AtlasgrnError as exc:
+        raise CheckpointError(exc.detail, path=str(jpath), key=exc.key,
+                              remedy=exc.remedy) from None
     try:
         tensors = load_file(str(wpath))
     except (SafetensorError, OSError) as exc:
@@ -109,4 +138,29 @@ def load_translator_dir(path: str | os.PathLike[str]) -> Translator:
     if not kinds or any(k not in kinds for k in ens):
         raise CheckpointError("ensemble names a kind with no weights", path=str(jpath),
                               key="ensemble_kinds", remedy="re-train the translator")
-    return Translator(kinds=kinds, ensemble_kinds=ens, provenance=meta.get("provenance", {}))
+    outside = [k for k in kinds if k not in feature_spec.kinds]
+    if outside:
+        raise CheckpointError(f"kind '{outside[0]}' has weights but is not in the feature_spec",
+                              path=str(jpath), key="feature_spec.kinds", remedy=RETRAIN)
+    for name, km in kinds.items():
+        dim = feature_dim(feature_spec, name)
+        if dim is not None and km.mlp.in_dim != dim:
+            raise CheckpointError(f"kind '{name}' takes {km.mlp.in_dim} features but its "
+                                  f"feature_spec gives {dim}", path=str(jpath),
+                                  key=f"kinds.{name}.in_dim", remedy=RETRAIN)
+    return Translator(kinds=kinds, ensemble_kinds=ens, provenance=meta.get("provenance", {}),
+                      feature_spec=feature_spec)
+
+
+def checkpoint_files_in(path: Path) -> list[str]:
+    """The checkpoint files an atlasgrn translator directory holds (none when there is no
+    readable ``translator.json`` with a format number): how a translator directory written
+    before output markers is recognised as atlasgrn's own."""
+    try:
+        meta = json.loads((Path(path) / JSON_NAME).read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(meta, dict) or not isinstance(meta.get("format"), int):
+        return []
+    return [n for n in (JSON_NAME, WEIGHTS_NAME) if (Path(path) / n).exists()]
+

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..features.spec import FeatureSpec
 from .mlp import EdgeMLP
 from .normalize import FeatureNormalizer
 
@@ -30,11 +31,16 @@ class KindModel:
 
 @dataclass
 class Translator:
-    """Edge scorer: ``sigmoid(mean of the ensemble kinds' logits)`` (method §3)."""
+    """Edge scorer: ``sigmoid(mean of the ensemble kinds' logits)`` (method §3).
+
+    ``feature_spec`` is how the features it was trained on were computed: it travels with the
+    checkpoint, and whoever serves the translator computes features from it (design §3.3a).
+    """
 
     kinds: dict[str, KindModel]
     ensemble_kinds: tuple[str, ...]
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    feature_spec: FeatureSpec | None = None
 
     def __post_init__(self) -> None:
         for m in self.kinds.values():
@@ -51,5 +57,11 @@ class Translator:
         missing = [k for k in use if k not in features]
         if missing:
             raise KeyError(f"features for {missing} are needed to score with {list(use)}")
-        lg = np.mean([self.kinds[k].logits(features[k]) for k in use], axis=0)
+        return self.score_from_logits({k: self.kinds[k].logits(features[k]) for k in use}, use)
+
+    def score_from_logits(self, logits: Mapping[str, np.ndarray],
+                          kinds: Sequence[str] | None = None) -> np.ndarray:
+        """``sigmoid(mean logit of kinds)``, for callers that keep the per-kind logits too."""
+        use = tuple(kinds) if kinds else self.ensemble_kinds
+        lg = np.mean([logits[k] for k in use], axis=0)
         return 1.0 / (1.0 + np.exp(-lg))

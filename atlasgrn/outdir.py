@@ -1,0 +1,95 @@
+"""Output directories that never cost a user a file.
+
+Every command that writes a directory (``import-scgpt``, ``pretrain``, ``bench``,
+``train-translator``) claims it here first:
+
+- a new or empty directory is taken;
+- a directory already holding this command's kind of output is taken again (a rerun, a resumed
+  pre-training), because atlasgrn wrote what is there;
+- any other non-empty directory is refused unless ``--overwrite`` is given;
+- and even then, a file this command would write is never replaced unless atlasgrn wrote it:
+  a user's own ``config.json`` or ``report.md`` stops the command with one line.
+
+What atlasgrn wrote is recorded in a hidden marker, ``.atlasgrn-output.json`` (kind and file
+names), updated atomically as files are published. Directories written before the marker
+existed are recognised by their content (a model's ``config.json`` format, a translator's
+``translator.json``, a benchmark's manifest).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from fnmatch import fnmatch
+from pathlib import Path
+
+from .atomic import is_temp_name, write_text_atomic
+from .errors import AtlasgrnError
+
+MARKER = ".atlasgrn-output.json"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A directory this command may write the claimed files into."""
+
+    path: Path
+    kind: str
+
+    def record(self, names: Iterable[str]) -> None:
+        """Add ``names`` to what atlasgrn wrote here (call after publishing them)."""
+        marker = _read_marker(self.path) or {"kind": self.kind, "files": []}
+        files = sorted(set(marker.get("files", [])) | set(names))
+        write_text_atomic(self.path / MARKER, json.dumps({"kind": self.kind, "files": files},
+                                                         indent=1) + "\n")
+
+
+def _read_marker(path: Path) -> dict | None:
+    try:
+        data = json.loads((path / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def claim_output_dir(path: str | os.PathLike[str], kind: str, files: Iterable[str], *,
+                     overwrite: bool = False, option: str = "--out",
+                     recognise: Callable[[Path], Iterable[str]] | None = None) -> Claimed:
+    """Check that ``files`` (names, or glob patterns such as ``pr_*.png``) may be written into
+    ``path`` (see the module docstring).
+
+    ``kind`` names the command's output ("model", "translator", "bench"); ``recognise(path)``
+    returns the names of files an older atlasgrn wrote there (a directory without a marker),
+    or nothing when the directory is not this kind of output.
+    """
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise AtlasgrnError("is a file, not a directory", path=str(out), key=option,
+                            remedy=f"give {option} a directory (new, empty, or an earlier "
+                                   f"{kind} output)")
+    present = sorted(p.name for p in out.iterdir() if not is_temp_name(p.name)) \
+        if out.is_dir() else []
+    present = [n for n in present if n != MARKER]
+    if not present:
+        return Claimed(out, kind)
+    marker = _read_marker(out)
+    ours: set[str] = set()
+    if marker is not None and marker.get("kind") == kind:
+        ours = set(marker.get("files", []))
+    elif marker is None and recognise is not None:
+        ours = set(recognise(out))
+    if not ours and not overwrite:
+        raise AtlasgrnError(f"the directory is not empty and holds no atlasgrn {kind} output "
+                            f"(found {', '.join(present[:3])}"
+                            f"{' ...' if len(present) > 3 else ''})", path=str(out), key=option,
+                            remedy=f"choose a new or empty {option}, or pass --overwrite to add "
+                                   "atlasgrn's files beside the ones there")
+    patterns = list(files)
+    theirs = [n for n in present if n not in ours and any(fnmatch(n, f) for f in patterns)]
+    if theirs:
+        raise AtlasgrnError(f"{theirs[0]} exists and was not written by atlasgrn, so it is "
+                            "never replaced", path=str(out / theirs[0]), key=option,
+                            remedy=f"move the file away, or choose another {option}")
+    return Claimed(out, kind)

@@ -1,0 +1,86 @@
+"""A real Ray cluster started the way users start one (``ray start --head``), in its own temp
+dir and ports, token-authenticated, and stopped without touching the test session's own Ray."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Head:
+    env: dict[str, str]     # for `ray job submit` and drivers: token auth, this interpreter
+    dashboard: str          # the Jobs API address
+    gcs: str                # host:port, what RAY_ADDRESS holds under `ray job submit`
+    temp: Path
+
+
+@contextmanager
+def ray_head(num_cpus: int = 2, num_gpus: int = 0) -> Iterator[Head]:
+    temp = Path("/tmp") / f"rayt{os.getpid()}_{free_port()}"  # short: socket paths <= 107 bytes
+    # the job's `python` must be this interpreter (the cluster's workers inherit PATH)
+    env = dict(os.environ, RAY_AUTH_MODE="token",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env.pop("RAY_ADDRESS", None)
+    gcs, dash = free_port(), free_port()
+    start = [RAY, "start", "--head", f"--port={gcs}", f"--num-cpus={num_cpus}",
+             f"--num-gpus={num_gpus}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+             f"--dashboard-port={dash}", f"--temp-dir={temp}", "--disable-usage-stats",
+             f"--ray-client-server-port={free_port()}", f"--object-store-memory={200 * 2**20}",
+             f"--dashboard-agent-listen-port={free_port()}"]
+    try:
+        subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
+        yield Head(env, f"http://127.0.0.1:{dash}", f"127.0.0.1:{gcs}", temp)
+    finally:
+        stop(temp)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def processes(temp: Path, name: str = "") -> list:
+    """This cluster's processes (their command line names its temp dir), optionally only those
+    whose command line also contains ``name`` (e.g. ``raylet``)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            line = " ".join(proc.info["cmdline"] or [])
+            if proc.pid != os.getpid() and str(temp) in line and name in line:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def stop(temp: Path) -> None:
+    """Kill only this cluster. ``ray stop`` kills every Ray process on the machine, including
+    the test session's own ``ray.init`` cluster, whose loss makes the pytest driver exit."""
+    import psutil
+
+    mine = processes(temp)
+    for proc in mine:
+        try:
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(mine, timeout=15)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
