@@ -6,7 +6,9 @@
 The prior is GENELink's ``networks/STRING/hESC/TFs+500/BL--network.csv.gz`` and the gene universe
 that set's ``Target.csv`` genes (written next to the translator as ``genes.txt`` so the
 provenance hash can be checked). Everything else is ``atlasgrn train-translator``: balanced
-per-TF negatives, held-out-source validation, ensemble = VVP + the better GDT reading.
+per-TF negatives, held-out-source validation, ensemble = VVP + the better GDT reading, and the
+feature spec (defaults: scalar background, token-id anchors, 32 x 128 blocks, 256-token contexts)
+saved in ``translator.json`` for the job to serve.
 Re-run it whenever the bundled model changes (the translator records the model's sha256).
 """
 
@@ -29,13 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cache", default=None)
-    p.add_argument("--context-len", type=int, default=256,
-                   help="probe context (genes per virtual cell); 256 keeps CPU probing of the "
-                        "engine's default fast, the model itself was trained up to 1,600")
+    p.add_argument("--context-len", type=int, default=None,
+                   help="probe context (genes per virtual cell; default: the feature spec's, "
+                        "256, which keeps CPU probing fast; the model was trained up to 1,600)")
     args = p.parse_args(argv)
 
     from atlasgrn.bench.genelink import load_network_set
     from atlasgrn.cli import main as cli
+    from atlasgrn.outdir import MARKER
 
     folder = Path(args.data) / "networks" / "STRING" / "hESC" / "TFs+500"
     ns = load_network_set(folder, Path(args.data))
@@ -52,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd += ["--model", args.model]
     if args.cache:
         cmd += ["--cache", args.cache]
-    cmd += ["--context-len", str(args.context_len)]
+    if args.context_len:
+        cmd += ["--context-len", str(args.context_len)]
     t0 = time.perf_counter()
     rc = cli(cmd)
     if rc == 0:
@@ -66,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             a for a in (argv if argv is not None else sys.argv[1:]))
         meta["provenance"]["seconds"] = round(time.perf_counter() - t0, 1)
         meta_path.write_text(json.dumps(meta, indent=2))
-        # safetensors writes the weights 0600; package data must be readable by every user
+        # package data, not a user's output directory: no output marker ships with it
+        (out / MARKER).unlink(missing_ok=True)
         for f in out.iterdir():
             f.chmod(0o644)
     return rc
