@@ -5,7 +5,7 @@
 
 Three BEELINE scRNA-seq datasets (GENELink "TFs+500" subsets): mESC and mDC (mouse) and hHEP
 (human), ingested by atlasgrn's own ingest path with species and value kind stated (log2; see
-atlasgrn/atlas/ingest/shared.py for why). The build is deterministic: it writes to a fresh
+scripts/shared_corpus.py for why). The build is deterministic: it writes to a fresh
 temporary atlas and swaps it in, and a rerun gives byte-identical files (checked with
 ``--check``, which prints a content digest). Attribution and licence: atlasgrn/data/DEMO_ATLAS.md.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import shutil
 import sys
 import tempfile
@@ -25,6 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from atlasgrn.atlas import open_atlas  # noqa: E402
 from atlasgrn.atlas.ingest import ingest_file  # noqa: E402
+from atlasgrn.atomic import replace_dir  # noqa: E402
 
 #: (dataset name, cell type folder, species)
 DEMO = (("mESC", "mESC", "mouse"), ("mDC", "mDC", "mouse"), ("hHEP", "hHEP", "human"))
@@ -53,15 +53,14 @@ def build(shared: Path, out: Path) -> str:
                         source=f"BEELINE {cell} TFs+500 via GENELink/bridge-grn: {rel}")
         # Cache per-gene statistics now: the shipped store is package data and is opened
         # read-only at run time, so nothing ever writes into the installed package.
-        opened = open_atlas(atlas)
+        # writable=True: the build lives under atlasgrn/data, but is not package data yet
+        opened = open_atlas(atlas, writable=True)
         for name in opened.names:
             opened.dataset(name).gene_stats()
         size = sum(f.stat().st_size for f in atlas.rglob("*") if f.is_file())
         if size > LIMIT_BYTES:
             raise SystemExit(f"demo atlas is {size} bytes, over the {LIMIT_BYTES} limit")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(atlas, out)
+        replace_dir(atlas, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return digest(out)
