@@ -40,6 +40,18 @@ def dir_sha256(path: str | os.PathLike[str], names: Sequence[str] | None = None)
     return h.hexdigest()
 
 
+def tree_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 over every file below ``path`` (relative path, then bytes), in sorted order: the
+    identity of a whole store, e.g. the bundled demo atlas and its rebuild."""
+    root = Path(path)
+    h = hashlib.sha256()
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(root)).encode())
+        with open(f, "rb") as fh:
+            h.update(hashlib.file_digest(fh, "sha256").digest())
+    return h.hexdigest()
+
+
 def json_sha256(obj: Any) -> str:
     """sha256 of canonical JSON (sorted keys, no whitespace): settings, plans, result hashes."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=to_jsonable)

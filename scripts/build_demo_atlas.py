@@ -13,7 +13,6 @@ temporary atlas and swaps it in, and a rerun gives byte-identical files (checked
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 import sys
 import tempfile
@@ -25,6 +24,7 @@ sys.path.insert(0, str(REPO))
 from atlasgrn.atlas import open_atlas  # noqa: E402
 from atlasgrn.atlas.ingest import ingest_file  # noqa: E402
 from atlasgrn.atomic import replace_dir  # noqa: E402
+from atlasgrn.digest import tree_sha256  # noqa: E402
 
 #: (dataset name, cell type folder, species)
 DEMO = (("mESC", "mESC", "mouse"), ("mDC", "mDC", "mouse"), ("hHEP", "hHEP", "human"))
@@ -33,11 +33,7 @@ LIMIT_BYTES = 10 * 1024 * 1024
 
 def digest(path: Path) -> str:
     """SHA-256 over every file's relative path and bytes, in sorted order."""
-    h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(path)).encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()
+    return tree_sha256(path)
 
 
 def build(shared: Path, out: Path) -> str:

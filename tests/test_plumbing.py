@@ -93,6 +93,18 @@ def test_dir_digest_covers_names_and_bytes_and_can_be_restricted(tmp_path):
     assert dir_sha256(tmp_path, ["a"]) == only_a
 
 
+def test_tree_digest_covers_every_file_below_and_its_path(tmp_path):
+    from atlasgrn.digest import tree_sha256
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "x").write_text("1")
+    (tmp_path / "y").write_text("2")
+    first = tree_sha256(tmp_path)
+    assert tree_sha256(tmp_path) == first
+    (tmp_path / "a" / "b" / "x").rename(tmp_path / "a" / "x")
+    assert tree_sha256(tmp_path) != first
+
+
 def test_json_digest_ignores_key_order_but_not_values():
     assert json_sha256({"a": 1, "b": [1, 2]}) == json_sha256({"b": [1, 2], "a": 1})
     assert json_sha256({"a": 1}) != json_sha256({"a": 2})

@@ -11,7 +11,6 @@ keep scGPT's ids. ``config.provenance["vocabulary"]["ids"]`` says which ("compac
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..digest import json_sha256
 from ..errors import CheckpointError
 from ..gene_symbols import VocabMatcher
 
@@ -78,8 +78,7 @@ def scgpt_human_vocab() -> dict[str, int]:
 
 def vocab_digest(vocab: Mapping[str, int]) -> str:
     """Order-independent sha256 of a vocabulary, recorded in provenance."""
-    text = json.dumps(sorted(vocab.items()), separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return json_sha256(sorted(vocab.items()))
 
 
 def canonical_symbols(vocab: Mapping[str, int], symbols: Sequence[str]) -> list[str | None]:
