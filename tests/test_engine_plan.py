@@ -28,3 +28,28 @@ def test_block_spec_round_trips_through_a_row():
     spec = plan_dataset("ds-1", GENES, REGS, 2, 4).blocks[3]
     assert BlockSpec.from_row(spec.to_row()) == spec
     assert spec.file_stem == "ds-1__00000_00003"
+
+
+def test_consensus_rows_are_counted_without_enumerating_pairs():
+    from atlasgrn.engine.estimate import consensus_rows
+
+    a = plan_dataset("a", GENES[:10], ["G03", "G07"], 2, 4)
+    b = plan_dataset("b", GENES[5:], ["G07", "G11"], 2, 4)
+    pairs = {(s, t) for p in (a, b) for blk in p.blocks for s in blk.sources
+             for t in blk.targets if s != t}
+    assert consensus_rows([a, b]) == len(pairs)
+
+
+def test_plan_prints_blocks_and_a_calibrated_estimate_and_writes_nothing(sim_world, tmp_path,
+                                                                         capsys):
+    from atlasgrn.run import main
+
+    out = tmp_path / "never"
+    rc = main([sim_world.atlas, "--out", str(out), "--plan", "--model", sim_world.model_dir,
+               "--translator", sim_world.translator_dir, "--max-regulators", "2"])
+    text = capsys.readouterr().out
+    assert rc == 0 and not out.exists()
+    assert "sim00: 120 genes, 2 regulators" in text
+    assert "calibration: block sim00:0:0" in text and "pairs/s" in text
+    assert "GPU-hours at 1 GPU/replica" in text  # --gpus-per-replica auto: a GPU each
+    assert "note: calibrated on CPU" in text
