@@ -78,7 +78,7 @@ def stop(temp: Path) -> None:
             proc.terminate()
         except psutil.NoSuchProcess:
             pass
-    _, alive = psutil.wait_procs(mine, timeout=15)
+    _, alive = psutil.wait_procs(mine, timeout=3)  # a test cluster: no need to be gentle
     for proc in alive:
         try:
             proc.kill()

@@ -113,6 +113,12 @@ def test_a_stale_current_cluster_pointer_is_not_followed(tmp_path):
             pointer.write_bytes(saved)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "demo" / "_SUCCESS").exists() and "top 3 consensus edges" in proc.stdout
+    # the demo explains where to threshold, and Ray's unactionable lines are gone
+    assert "on held-out regulators with one negative per positive" in proc.stdout
+    assert "precision" in proc.stdout and "score >= 0.500" in proc.stdout
+    for noise in ("constructor arguments in the object store", "Starting execution of Dataset",
+                  "Progress bars disabled", "Token authentication is enabled"):
+        assert noise not in proc.stdout + proc.stderr, noise
 
 
 # ------------------------------------------------------------------------------ node loss
@@ -120,13 +126,14 @@ def test_a_stale_current_cluster_pointer_is_not_followed(tmp_path):
 def test_a_driver_that_loses_its_ray_node_says_so_and_a_rerun_resumes(sim_world, tmp_path):
     out = tmp_path / "run"
     args = [sys.executable, "-m", "atlasgrn.run", sim_world.atlas, "--out", str(out),
-            *_world_args(sim_world), "--top", "0", "--replicas", "1", "--cpus-per-replica", "1"]
+            *_world_args(sim_world), "--top", "0", "--replicas", "1", "--cpus-per-replica", "1",
+            "--max-regulators", "5"]  # 4 blocks: killed after the first, so the rerun has work left
     with ray_head(num_cpus=2, num_gpus=0) as head:
         proc = subprocess.Popen(args, cwd=REPO, env=_job_env(RAY_ADDRESS=head.gcs),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
-            if len(list((out / "edges").rglob("*.parquet"))) >= 2:
+            if len(list((out / "edges").rglob("*.parquet"))) >= 1:
                 break
             time.sleep(0.1)
         assert proc.poll() is None, "the job ended before its node could be lost"
@@ -138,7 +145,7 @@ def test_a_driver_that_loses_its_ray_node_says_so_and_a_rerun_resumes(sim_world,
     assert len(lines) == 1 and "rerun the same command to resume" in lines[0]
     manifest = json.loads((out / "manifest.json").read_text())
     safe = manifest["interrupted"]["blocks_safe"]
-    assert manifest["status"] == "interrupted" and safe >= 2
+    assert manifest["status"] == "interrupted" and 1 <= safe < manifest["plan"]["blocks"]
     assert f"{safe} of {manifest['plan']['blocks']} block(s) are safe" in lines[0]
     rerun = subprocess.run(args, cwd=REPO, env=_job_env(), capture_output=True, text=True,
                            timeout=400)

@@ -48,6 +48,13 @@ def test_spec_takes_grid_levels_background_and_digest_from_the_model(model) -> N
     assert spec.context_len == min(256, model.config.arch.max_len)
 
 
+def test_a_context_longer_than_the_model_takes_is_refused(model) -> None:
+    longest = model.config.arch.max_len - (1 if model.config.arch.cls_token_id is not None
+                                           else 0)
+    with pytest.raises(AtlasgrnError, match=f"exceeds the model's maximum of {longest}"):
+        FeatureSpec.for_model(model, context_len=longest + 1)
+
+
 def test_spec_round_trips_through_json_and_its_digest_tracks_every_field(model) -> None:
     spec = _spec(model)
     again = FeatureSpec.from_json(json.loads(json.dumps(spec.to_json())))
