@@ -58,6 +58,28 @@ def json_sha256(obj: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+class CsrContentDigest:
+    """Streaming sha256 of a cells x genes matrix written block by block: values, column indices
+    and row lengths in a fixed dtype, so the same values in the same cell order give the same
+    digest whatever the block sizes or index dtypes (the dataset writer's content identity)."""
+
+    def __init__(self, prefix: bytes = b"") -> None:
+        self._h = hashlib.sha256(prefix)
+
+    def update(self, block: Any) -> None:
+        import numpy as np
+
+        self._h.update(np.ascontiguousarray(block.data, dtype=np.float32).tobytes())
+        self._h.update(np.ascontiguousarray(block.indices, dtype=np.int64).tobytes())
+        self._h.update(np.diff(np.asarray(block.indptr, dtype=np.int64)).tobytes())
+
+    def update_bytes(self, data: bytes) -> None:
+        self._h.update(data)
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
 def bytes_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 import zarr
 
 from ..errors import AtlasgrnError, AtlasReadError
-from .layout import STATS_KEY, dataset_path
+from .layout import STATS_KEY, STATS_VERSION, dataset_path
 from .retry import is_transient, with_retries
 from .store import DatasetInfo
 
@@ -194,6 +194,8 @@ class AtlasDataset:
             return None
         if int(raw.get("n_cells", -1)) != self.info.n_cells:
             return None  # stale: the dataset changed since the cache was written
+        if int(raw.get("version", 1)) != STATS_VERSION:
+            return None  # computed by an older rule (float32 sums): recompute
         stats = GeneStats(mean=np.asarray(raw["mean"], dtype=np.float32),
                           frac_nonzero=np.asarray(raw["frac_nonzero"], dtype=np.float32),
                           n_cells=self.info.n_cells)
@@ -203,4 +205,5 @@ class AtlasDataset:
     def _store_stats(self, stats: GeneStats) -> None:
         uns = self._group.require_group("uns")
         ad.io.write_elem(uns, STATS_KEY, {"mean": stats.mean, "frac_nonzero": stats.frac_nonzero,
-                                          "n_cells": np.int64(stats.n_cells)})
+                                          "n_cells": np.int64(stats.n_cells),
+                                          "version": np.int64(STATS_VERSION)})

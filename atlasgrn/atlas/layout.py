@@ -14,6 +14,10 @@ FORMAT_VERSION: Final = 1
 ROOT_ATTR: Final = "atlasgrn"
 DATASETS_GROUP: Final = "datasets"
 STATS_KEY: Final = "atlasgrn_stats"  # under datasets/<name>/uns, cached per-gene reductions
+#: Version of the cached statistics: 2 sums in float64 (1, float32 sums, is recomputed).
+STATS_VERSION: Final = 2
+#: Dataset attribute: sha256 of its values as the writer streamed them (run identity).
+CONTENT_ATTR: Final = "content_sha256"
 
 #: Value kinds a dataset may declare. All are non-negative and finite.
 #: counts: raw (possibly UMI-corrected, non-integer) counts; normalized: linear-scale

@@ -10,7 +10,7 @@ from zarr.abc.store import Store as StoreLike
 
 from ..errors import AtlasFormatError, AtlasgrnError
 from .dataset import AtlasDataset
-from .layout import ROOT_ATTR, VALUE_KINDS
+from .layout import CONTENT_ATTR, ROOT_ATTR, VALUE_KINDS
 from .store import (
     DatasetInfo,
     _local_path,
@@ -58,7 +58,7 @@ class Atlas:
         return DatasetInfo(name=name, n_cells=n_cells, n_genes=n_genes,
                            species=str(attrs.get("species", "unknown")),
                            value_kind=value_kind, source=str(attrs.get("source", "")),
-                           sparse=sparse)
+                           sparse=sparse, content_sha256=attrs.get(CONTENT_ATTR))
 
     def __repr__(self) -> str:
         return f"Atlas({self.uri!r}, {len(self._infos)} datasets)"

@@ -119,6 +119,9 @@ class DatasetInfo:
     value_kind: str
     source: str
     sparse: bool
+    #: sha256 of the values as written (cells in order: data, column indices, row lengths);
+    #: None for datasets written before atlasgrn recorded it
+    content_sha256: str | None = None
 
 
 def dataset_group(root: zarr.Group, name: str, uri: str) -> zarr.Group:

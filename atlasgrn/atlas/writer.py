@@ -23,8 +23,10 @@ import scipy.sparse as sp
 import zarr
 
 from ..atomic import replace_dir, temp_name_for
+from ..digest import CsrContentDigest
 from ..errors import AtlasgrnError, IngestError
 from .layout import (
+    CONTENT_ATTR,
     CSR_CHUNK_ELEMS,
     DATASETS_GROUP,
     ROOT_ATTR,
@@ -120,6 +122,7 @@ class DatasetWriter:
         self._obs_parts: list[pd.DataFrame] = []
         self._x: Any = None
         self._done = False
+        self._content = CsrContentDigest()
 
     def _registered(self) -> list[str]:
         return list(self._root.attrs[ROOT_ATTR]["datasets"])
@@ -171,6 +174,7 @@ class DatasetWriter:
                              dataset_kwargs={"chunks": (CSR_CHUNK_ELEMS,)})
             self._x = ad.io.sparse_dataset(self._group["X"])
         self._x.append(csr)
+        self._content.update(csr)  # the dataset's content identity (run hashes)
         if cell_names is None:
             cell_names = [f"cell{self._n_cells + i}" for i in range(n)]
         if len(cell_names) != n:
@@ -204,7 +208,8 @@ class DatasetWriter:
         for key in ("obsm", "varm", "obsp", "varp", "layers"):
             ad.io.write_elem(self._group, key, {})
         self._group.attrs.update({"species": self.species, "value_kind": self.value_kind,
-                                  "source": self.source, **self.extra_attrs})
+                                  "source": self.source, **self.extra_attrs,
+                                  CONTENT_ATTR: self._content.hexdigest()})
         if self._local:
             self._move_into_place()
         registered = self._registered()

@@ -150,6 +150,8 @@ def canonical_uri(uri: str) -> str:
 
     if uri.startswith("file://"):
         uri = uri[len("file://"):]
+        if uri.startswith("localhost/"):
+            uri = uri[len("localhost"):]
     if "://" not in uri:
         return str(Path(os.path.expanduser(uri)).resolve())
     scheme, rest = uri.split("://", 1)
@@ -157,17 +159,17 @@ def canonical_uri(uri: str) -> str:
 
 
 def atlas_digest(atlas_uri: str, names: Sequence[str]) -> dict[str, str]:
-    """Cheap identity of each dataset: shape, species, value kind and gene-list hash.
-
-    Hashing every value of a large atlas would cost a full read per run; the dataset writer
-    refuses in-place edits (``overwrite`` replaces the whole dataset), so shape + genes + attrs
-    identify a dataset for the purpose of "is this the same run".
-    """
+    """Identity of each dataset: shape, species, value kind, gene-list hash, and the content
+    digest the dataset writer recorded while streaming the values (so a dataset re-ingested with
+    the same shape and genes but other values is another run). Datasets written before the
+    digest existed fall back to the rest, since hashing every value would cost a full read per
+    run."""
     atlas = open_atlas(atlas_uri, writable=False)
     out = {}
     for n in names:
         ds = atlas.dataset(n)
         i = ds.info
         h = json_sha256([str(g) for g in ds.genes])[:16]
-        out[n] = f"{i.n_cells}x{i.n_genes}:{i.species}:{i.value_kind}:{h}"
+        out[n] = (f"{i.n_cells}x{i.n_genes}:{i.species}:{i.value_kind}:{h}"
+                  f":{(i.content_sha256 or 'no-content-digest')[:16]}")
     return out
