@@ -10,8 +10,9 @@ Every command that writes a directory (``import-scgpt``, ``pretrain``, ``bench``
 - and even then, a file this command would write is never replaced unless atlasgrn wrote it:
   a user's own ``config.json`` or ``report.md`` stops the command with one line.
 
-What atlasgrn wrote is recorded in a hidden marker, ``.atlasgrn-output.json`` (kind and file
-names), updated atomically as files are published. Directories written before the marker
+What atlasgrn wrote is recorded in a hidden marker, ``.atlasgrn-output.json`` (file names per
+kind of output, since one directory may hold a model and, with ``--overwrite``, a translator),
+updated atomically as files are published. Directories written before the marker
 existed are recognised by their content (a model's ``config.json`` format, a translator's
 ``translator.json``, a benchmark's manifest).
 """
@@ -40,18 +41,22 @@ class Claimed:
 
     def record(self, names: Iterable[str]) -> None:
         """Add ``names`` to what atlasgrn wrote here (call after publishing them)."""
-        marker = _read_marker(self.path) or {"kind": self.kind, "files": []}
-        files = sorted(set(marker.get("files", [])) | set(names))
-        write_text_atomic(self.path / MARKER, json.dumps({"kind": self.kind, "files": files},
-                                                         indent=1) + "\n")
+        by_kind = _read_marker(self.path) or {}
+        by_kind[self.kind] = sorted(set(by_kind.get(self.kind, [])) | set(names))
+        write_text_atomic(self.path / MARKER, json.dumps({"files": by_kind}, indent=1,
+                                                         sort_keys=True) + "\n")
 
 
-def _read_marker(path: Path) -> dict | None:
+def _read_marker(path: Path) -> dict[str, list[str]] | None:
+    """File names atlasgrn wrote here, per kind of output (None: no marker)."""
     try:
         data = json.loads((path / MARKER).read_text())
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, dict):
+        return None
+    return {str(k): [str(n) for n in v] for k, v in files.items() if isinstance(v, list)}
 
 
 def claim_output_dir(path: str | os.PathLike[str], kind: str, files: Iterable[str], *,
@@ -74,13 +79,11 @@ def claim_output_dir(path: str | os.PathLike[str], kind: str, files: Iterable[st
     present = [n for n in present if n != MARKER]
     if not present:
         return Claimed(out, kind)
-    marker = _read_marker(out)
-    ours: set[str] = set()
-    if marker is not None and marker.get("kind") == kind:
-        ours = set(marker.get("files", []))
-    elif marker is None and recognise is not None:
-        ours = set(recognise(out))
-    if not ours and not overwrite:
+    marker = _read_marker(out) or {}
+    recognised = set(recognise(out)) if recognise is not None else set()
+    own_kind = kind in marker or bool(recognised)
+    ours = set().union(*marker.values(), recognised)  # atlasgrn wrote these, whatever kind
+    if not own_kind and not overwrite:
         raise AtlasgrnError(f"the directory is not empty and holds no atlasgrn {kind} output "
                             f"(found {', '.join(present[:3])}"
                             f"{' ...' if len(present) > 3 else ''})", path=str(out), key=option,

@@ -62,3 +62,23 @@ def test_a_cluster_that_does_not_answer_is_refused_in_seconds():
     assert time.monotonic() - t0 < 5
     assert f"127.0.0.1:{port} does not answer" in str(err.value)
     assert "RAY_ADDRESS" in str(err.value)
+
+
+def test_replicas_that_only_fit_node_types_still_to_be_added_wait_longer():
+    p = place_replicas("auto", 1.0, CPU_HEAD, [GPU_NODE], start_timeout_s=300)
+    assert p.gpus == 1.0 and "autoscaler has to add" in p.reason
+    assert p.start_timeout_s >= 1200
+    assert place_replicas("auto", 1.0, CPU_HEAD + [GPU_NODE]).start_timeout_s == 300
+
+
+def test_a_dashboard_address_is_refused_with_what_to_give_instead():
+    with pytest.raises(AtlasgrnError) as err:
+        check_reachable("http://127.0.0.1:8265", "RAY_ADDRESS")
+    assert "dashboard" in str(err.value) and "ray job submit" in str(err.value)
+
+
+def test_ipv6_addresses_are_understood():
+    from atlasgrn.engine.cluster import _host_port
+
+    assert _host_port("[::1]:6379") == ("::1", 6379)
+    assert _host_port("10.0.0.1:6379") == ("10.0.0.1", 6379)

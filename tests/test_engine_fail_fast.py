@@ -129,7 +129,9 @@ def test_a_driver_that_loses_its_ray_node_says_so_and_a_rerun_resumes(sim_world,
             *_world_args(sim_world), "--top", "0", "--replicas", "1", "--cpus-per-replica", "1",
             "--max-regulators", "5"]  # 4 blocks: killed after the first, so the rerun has work left
     with ray_head(num_cpus=2, num_gpus=0) as head:
-        proc = subprocess.Popen(args, cwd=REPO, env=_job_env(RAY_ADDRESS=head.gcs),
+        env = dict(_job_env(), **head.env, RAY_ADDRESS=head.gcs)  # token auth, as the head
+        env.pop("ATLASGRN_IN_PROCESS", None)
+        proc = subprocess.Popen(args, cwd=REPO, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
@@ -178,19 +180,56 @@ def test_the_same_atlas_spelled_differently_is_the_same_run_and_resumes(
 
 
 def test_a_different_atlas_at_the_same_path_is_another_run(sim_world, tmp_path):
+    """Same path, same shape, same genes, other values (a dataset re-ingested with
+    --overwrite): the content digest the writer recorded makes it another run."""
     import shutil
 
+    from atlasgrn.atlas import open_atlas
+    from atlasgrn.atlas.writer import DatasetWriter
     from atlasgrn.engine.job import prepare
-    from atlasgrn.sim import SimConfig, simulate_atlas
-
-    from .engine_helpers import N_DATASETS, N_GENES, N_TFS, SIM_SEED
 
     path = tmp_path / "atlas.zarr"
     shutil.copytree(sim_world.atlas, path)
     kw = dict(out=str(tmp_path / "o"), model=sim_world.model_dir,
               translator=sim_world.translator_dir)
     first = prepare(RunConfig(atlas=str(path), **kw)).run_hash
-    shutil.rmtree(path)
-    simulate_atlas(str(path), SimConfig(n_datasets=N_DATASETS, n_cells=300, n_genes=N_GENES,
-                                        n_tfs=N_TFS, seed=SIM_SEED))
+    ds = open_atlas(path).dataset("sim00")
+    x = ds.read_cells(0, ds.info.n_cells)
+    with DatasetWriter(str(path), "sim00", [str(g) for g in ds.genes], species=ds.info.species,
+                       value_kind=ds.info.value_kind, source="test", overwrite=True) as w:
+        w.append(x * 2)
+        w.commit()
+    again = open_atlas(path).dataset("sim00").info
+    assert (again.n_cells, again.n_genes) == (ds.info.n_cells, ds.info.n_genes)
     assert prepare(RunConfig(atlas=str(path), **kw)).run_hash != first
+
+
+def test_an_output_inside_an_input_is_refused(sim_world, tmp_path, capsys):
+    rc = main([sim_world.atlas, "--out", str(Path(sim_world.atlas) / "run"),
+               *_world_args(sim_world)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "--out lies inside the atlas" in err
+    assert not (Path(sim_world.atlas) / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_stopped_job_says_so_records_it_and_resumes(sim_world, tmp_path):
+    """SIGTERM (kill, `ray job stop`) reaches the build; the manifest says interrupted, the
+    exit code is 128+15, and a rerun resumes."""
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "atlasgrn.run", sim_world.atlas, "--out", str(out),
+            *_world_args(sim_world), "--top", "0", "--replicas", "1", "--max-regulators", "5"]
+    proc = subprocess.Popen(args, cwd=REPO, env=_job_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list((out / "edges").rglob("*.parquet"))) >= 1:
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, "the job ended before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    lines = [ln for ln in stderr.splitlines() if "interrupted:" in ln]
+    assert len(lines) == 1 and "stopped by SIGTERM" in lines[0]
+    assert json.loads((out / "manifest.json").read_text())["status"] == "interrupted"

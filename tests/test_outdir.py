@@ -55,3 +55,17 @@ def test_older_outputs_are_recognised_by_content(tmp_path):
     claim_output_dir(out, "model", FILES, recognise=lambda p: ["config.json"])
     with pytest.raises(AtlasgrnError):
         claim_output_dir(out, "model", FILES, recognise=lambda p: [])
+
+
+def test_one_directory_may_hold_two_kinds_and_neither_disowns_the_other(tmp_path):
+    out = tmp_path / "o"
+    model = claim_output_dir(out, "model", FILES)
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    model.record(["config.json"])
+    translator = claim_output_dir(out, "translator", ("translator.json",), overwrite=True)
+    (out / "translator.json").write_text("{}")
+    translator.record(["translator.json"])
+    # both kinds are atlasgrn's: rerunning either is taken, and nothing is called foreign
+    claim_output_dir(out, "model", FILES)
+    claim_output_dir(out, "translator", ("translator.json",))

@@ -146,3 +146,14 @@ def test_threshold_guidance_reports_precision_and_recall_at_top_fractions():
     assert any(r["score"] == 0.5 for r in g["thresholds"])
     assert "prevalence" in g["note"]
     assert threshold_guidance(np.ones(3), np.ones(3))["thresholds"] == []
+
+
+def test_weights_that_are_not_the_jsons_own_are_refused(tmp_path):
+    x, y, g = _task(n=300)
+    save_translator(_stamped(train_translator({"vvp": x}, y, g, FAST)), tmp_path / "a")
+    other = _stamped(train_translator({"vvp": x}, y, g, TranslatorConfig(max_epochs=2, seed=1)))
+    save_translator(other, tmp_path / "b")
+    (tmp_path / "a" / "translator.safetensors").write_bytes(
+        (tmp_path / "b" / "translator.safetensors").read_bytes())  # a half-finished overwrite
+    with pytest.raises(CheckpointError, match="not the one this translator.json was saved with"):
+        load_translator_dir(tmp_path / "a")

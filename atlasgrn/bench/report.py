@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..atomic import write_path_atomic, write_text_atomic
 from ..jsonable import to_jsonable
 from .genelink import pretraining_matches
 
@@ -121,7 +122,8 @@ def write_curves(curves: Sequence[Mapping[str, Any]], out: Path,
         fig.suptitle(f"{net} TFs+{size}, protocol A, seed 0", fontsize=10)
         fig.tight_layout()
         name = f"pr_{net}_TFs{size}.png".replace("/", "_").replace(" ", "_")
-        fig.savefig(out / name, dpi=110)
+        write_path_atomic(out / name, lambda tmp, fig=fig: fig.savefig(tmp, dpi=110,
+                                                                     format="png"))
         plt.close(fig)
         written.append(name)
     return written
@@ -133,13 +135,14 @@ def write_outputs(results: pd.DataFrame, manifest: Mapping[str, Any],
     """Write every output file of a run into ``out``; returns their paths by role."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    results.to_parquet(out / "results.parquet", index=False)
+    write_path_atomic(out / "results.parquet",
+                      lambda tmp: results.to_parquet(tmp, index=False))
     man = dict(manifest)
     if command:
         man["command"] = command
-    (out / "manifest.json").write_text(json.dumps(man, indent=1, default=to_jsonable))
+    write_text_atomic(out / "manifest.json", json.dumps(man, indent=1, default=to_jsonable))
     pngs = write_curves(curves, out)
-    (out / "report.md").write_text(render_report(results, man, pngs))
+    write_text_atomic(out / "report.md", render_report(results, man, pngs))
     return {"results": out / "results.parquet", "manifest": out / "manifest.json",
             "report": out / "report.md"}
 

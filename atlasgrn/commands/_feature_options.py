@@ -10,7 +10,7 @@ from typing import Any
 from ..cli_defaults import field_default
 
 #: option -> FeatureSpec field
-SPEC_FIELDS = {"context_len": "tokens per probe context, capped at the model's maximum",
+SPEC_FIELDS = {"context_len": "tokens per probe context, at most the model's maximum",
                "source_block": "regulators per block",
                "target_block": "targets per block"}
 

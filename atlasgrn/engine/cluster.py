@@ -30,13 +30,19 @@ AUTO = "auto"
 CONNECT_TIMEOUT_S = 10.0
 
 
+#: Cloud nodes the autoscaler has yet to launch take minutes (boot, image pull): a run whose
+#: replicas can only land on such node types waits at least this long before it is stalled.
+AUTOSCALE_START_S = 1200.0
+
+
 @dataclass(frozen=True)
 class Placement:
-    """What each replica asks for, and why."""
+    """What each replica asks for, why, and how long to wait for the first sign of life."""
 
     gpus: float
     cpus: float
     reason: str
+    start_timeout_s: float = 300.0
 
 
 def cluster_address(option: str | None) -> tuple[str | None, str]:
@@ -54,13 +60,18 @@ def _host_port(address: str) -> tuple[str, int] | None:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit():
         return None
-    return host or "127.0.0.1", int(port)
+    return host.strip("[]") or "127.0.0.1", int(port)  # [::1]:6379 -> ::1
 
 
 def check_reachable(address: str, source: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
     """Refuse, in one line, a cluster whose GCS port does not accept a connection."""
     if address in ("auto", "local") or address.startswith("ray://"):
         return  # resolved by Ray itself (auto / local) or the Ray Client's own handshake
+    if address.startswith(("http://", "https://")):
+        raise AtlasgrnError(f"'{address}' is the dashboard (Jobs API) address, which "
+                            "`ray job submit` takes, not the cluster's", key=source,
+                            remedy="give the head's GCS address (host:6379), or submit the job "
+                                   "with `ray job submit --address " + address + "`")
     hp = _host_port(address)
     if hp is None:
         raise AtlasgrnError(f"'{address}' is not a Ray address (host:port)", key=source,
@@ -79,19 +90,35 @@ def connect(address_option: str | None, log: Callable[[str], None]) -> bool:
     whether Ray was started here (and should be shut down by the caller)."""
     import ray
 
-    if ray.is_initialized():
-        return False
     address, source = cluster_address(address_option)
+    if ray.is_initialized():
+        held = ray.get_runtime_context().gcs_address
+        if address_option and _host_port(address_option) != _host_port(held or ""):
+            raise AtlasgrnError(f"this process is already connected to the Ray cluster at "
+                                f"{held}, not {address_option}", key="--address",
+                                remedy="drop address= to use the connected cluster, or call "
+                                       "ray.shutdown() first")
+        return False
     quiet = {"log_to_driver": True, "logging_level": logging.WARNING}
     if address is None:
         ray.init(address="local", include_dashboard=False, **quiet)
         started = True
     else:
         check_reachable(address, source)
-        ray.init(address=address, **quiet)
+        try:
+            ray.init(address=address, **quiet)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            reason = " ".join(str(exc).split())[:300]
+            raise AtlasgrnError(f"cannot join the Ray cluster at {address}: {reason}",
+                                key=source, remedy="check the address, that the cluster runs "
+                                "the same Ray and Python versions, and RAY_AUTH_MODE/token "
+                                "settings on both sides") from None
         log(f"connected to the Ray cluster at {address} ({source})")
         started = False
     quiet_ray_data()
+    from .supervisor import reclaim_sigterm
+
+    reclaim_sigterm()
     return started
 
 
@@ -106,13 +133,22 @@ def quiet_ray_data() -> None:
             handler.setLevel(logging.WARNING)
 
 
-def node_shapes() -> list[dict[str, float]]:
+def node_shapes() -> tuple[list[dict[str, float]], list[dict[str, float]]]:
     """Resources of every live node, and of every node type the autoscaler may still add."""
     import ray
 
-    shapes = [dict(n.get("Resources", {})) for n in ray.nodes() if n.get("Alive")]
-    shapes += autoscaler_node_types()
-    return shapes
+    live = [dict(n.get("Resources", {})) for n in ray.nodes() if n.get("Alive")]
+    return live, autoscaler_node_types()
+
+
+def watchdog_can_see_replicas() -> bool:
+    """Through Ray Client (``ray://``) the GCS key-value store is out of reach."""
+    try:
+        import ray
+
+        return not ray.util.client.ray.is_connected()
+    except Exception:  # noqa: BLE001
+        return True
 
 
 def autoscaler_node_types() -> list[dict[str, float]]:
@@ -137,23 +173,37 @@ def _describe(shapes: Sequence[Mapping[str, float]]) -> str:
     return ", ".join(f"{c:g} CPU + {g:g} GPU" for c, g in seen)
 
 
-def place_replicas(gpus: float | str, cpus: float, shapes: Sequence[Mapping[str, float]]
-                   ) -> Placement:
-    """Resolve ``auto`` and refuse a request no node shape meets (see the module docstring)."""
+def place_replicas(gpus: float | str, cpus: float, live: Sequence[Mapping[str, float]],
+                   possible: Sequence[Mapping[str, float]] = (), *,
+                   start_timeout_s: float = 300.0) -> Placement:
+    """Resolve ``auto`` and refuse a request no node shape meets (see the module docstring).
+
+    ``live`` are the shapes of nodes that are up, ``possible`` those of node types the
+    autoscaler may add; when only the latter fit, the start bound is at least
+    :data:`AUTOSCALE_START_S`.
+    """
+    shapes = [*live, *possible]
+
     def fits(g: float, shape: Mapping[str, float]) -> bool:
         return float(shape.get("CPU", 0)) >= cpus and float(shape.get("GPU", 0)) >= g
 
+    def placed(g: float, reason: str) -> Placement:
+        waits = not any(fits(g, s) for s in live)
+        bound = max(start_timeout_s, AUTOSCALE_START_S) if waits else start_timeout_s
+        return Placement(g, cpus, reason + (" (on nodes the autoscaler has to add)"
+                                            if waits else ""), bound)
+
     if gpus == AUTO:
         if any(fits(1.0, s) for s in shapes):
-            return Placement(1.0, cpus, "a GPU per replica: the cluster has GPU nodes")
+            return placed(1.0, "a GPU per replica: the cluster has GPU nodes")
         if any(fits(0.0, s) for s in shapes):
-            return Placement(0.0, cpus, "replicas on CPU: no node has a GPU")
+            return placed(0.0, "replicas on CPU: no node has a GPU")
         raise AtlasgrnError(f"--cpus-per-replica {cpus:g} fits no node (nodes: "
                             f"{_describe(shapes)})", key="--cpus-per-replica",
                             remedy="lower --cpus-per-replica to what a node has")
     want = float(gpus)
     if any(fits(want, s) for s in shapes):
-        return Placement(want, cpus, f"{want:g} GPU(s) per replica, as asked")
+        return placed(want, f"{want:g} GPU(s) per replica, as asked")
     if want > 0 and not any(float(s.get("GPU", 0)) >= want for s in shapes):
         raise AtlasgrnError(f"--gpus-per-replica {want:g} asked, but no node has or can get "
                             f"{want:g} GPU(s) (nodes: {_describe(shapes)})",

@@ -40,11 +40,14 @@ class RunConfig:
     ``"auto"`` takes a GPU per replica where the cluster has or can get GPU nodes, else runs the
     replicas on CPU; ``start_timeout_s`` bounds the wait for the first replica. The probe options
     (``vvp_grid`` ... ``target_block``, ``gdt_reading``) default to None, "as the translator's
-    feature spec says"; a value that contradicts the spec is refused.
+    feature spec says"; a value that contradicts the spec is refused. ``atlas_id`` names the
+    atlas in the run's identity instead of its canonical location (``atlasgrn.infer`` sets it to
+    an AnnData's content hash, since the AnnData is staged at a temporary path).
     """
 
     atlas: str
     out: str
+    atlas_id: str | None = None
     model: str | None = None
     translator: str | None = None
     datasets: tuple[str, ...] | None = None
@@ -127,7 +130,10 @@ class RunConfig:
         # bundled defaults named by path or left implicit are the same run
         # and the atlas through its canonical URI (resolved path or normalised URL) and content
         # digest, so the same atlas spelled another way resumes the same run
+        # the regulator list enters through its content digest too
         skip = EXECUTION_FIELDS | set(SPEC_OPTIONS) | {"gdt_reading", "model", "translator",
-                                                        "atlas"}
+                                                        "atlas", "atlas_id", "regulators"}
         d = {k: v for k, v in self.to_dict().items() if k not in skip}
+        if d.get("datasets"):
+            d["datasets"] = sorted(d["datasets"])  # the same selection in another order
         return json_sha256({"config": d, "resolved": resolved or {}})[:16]

@@ -19,6 +19,7 @@ from .job import Prepared
 from .plan import DatasetPlan
 from .scoring import score_block
 
+AUTO_NOTE = " (auto: on a cluster with GPUs; CPU replicas otherwise)"
 #: Parquet bytes of one consensus row relative to one edge row (3 floats + int vs 3 floats).
 CONSENSUS_ROW_RATIO = 1.0
 
@@ -38,6 +39,7 @@ class PlanEstimate:
     edge_bytes_per_row: float
     output_bytes: int
     gpus_per_replica: float
+    gpus_auto: bool = False
 
     def lines(self, replicas: int) -> list[str]:
         gpus_per_replica = self.gpus_per_replica
@@ -48,7 +50,8 @@ class PlanEstimate:
                f"took {self.calibration_seconds:.2f}s on {self.calibration_device} "
                f"({1 / max(self.seconds_per_pair, 1e-12):,.0f} pairs/s)",
                f"estimate: {self.replica_hours:.3f} replica-hours = {self.gpu_hours:.3f} GPU-hours "
-               f"at {gpus_per_replica:g} GPU/replica; ~{wall:.3f} h wall with {replicas} "
+               f"at {gpus_per_replica:g} GPU/replica{AUTO_NOTE if self.gpus_auto else ''}"
+               f"; ~{wall:.3f} h wall with {replicas} "
                f"replica(s)",
                f"output: ~{self.output_bytes / 2**20:,.1f} MiB "
                f"({self.edge_bytes_per_row:.1f} bytes per edge row, zstd Parquet)"]
@@ -107,4 +110,4 @@ def estimate(prep: Prepared, device: str = "cpu") -> PlanEstimate:
                         gpu_hours=replica_h * gpus,
                         edge_bytes_per_row=per_row,
                         output_bytes=int(per_row * (pairs + CONSENSUS_ROW_RATIO * cons)),
-                        gpus_per_replica=gpus)
+                        gpus_per_replica=gpus, gpus_auto=requested == "auto")

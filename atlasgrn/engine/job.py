@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..digest import dir_sha256, model_sha256
+from ..digest import dir_sha256, file_sha256, model_sha256
 from ..errors import AtlasgrnError
 from ..features import FeatureSpec
 from ..models import load_model
@@ -28,7 +28,13 @@ from ..models.interface import GeneModel
 from ..translator import Translator
 from ..translator.bundled import bundled_translator_dir, load_translator
 from ..translator.checkpoint import JSON_NAME, WEIGHTS_NAME
-from .cluster import Placement, connect, node_shapes, place_replicas
+from .cluster import (
+    Placement,
+    connect,
+    node_shapes,
+    place_replicas,
+    watchdog_can_see_replicas,
+)
 from .config import RunConfig
 from .inputs import DatasetInput, atlas_digest, canonical_uri, resolve_datasets
 from .output import (
@@ -42,7 +48,7 @@ from .output import (
 from .plan import BlockSpec, DatasetPlan, plan_dataset, plan_fingerprint
 from .progress import Progress
 from .scoring import serving_spec
-from .watchdog import JobStalled, demand_line, watched
+from .watchdog import JobStalled, demand_line, forget, round_key, watched
 
 MANIFEST_FORMAT = 1
 #: Env var naming a marker file: the first replica call of the run kills its process once
@@ -117,9 +123,11 @@ def prepare(config: RunConfig) -> Prepared:
     datasets = resolved_inputs.datasets
     plans = [plan_dataset(d.name, d.genes, d.regulators, spec.source_block, spec.target_block)
              for d in datasets]
+    refuse_output_inside_inputs(config.out, {"--atlas": config.atlas, "--model": model_dir,
+                                             "--translator": translator_dir})
     inputs = {
         "atlas": config.atlas,
-        "atlas_canonical": canonical_uri(config.atlas),
+        "atlas_canonical": config.atlas_id or canonical_uri(config.atlas),
         "datasets": atlas_digest(config.atlas, [d.name for d in datasets]),
         "model": {"path": model_dir, "sha256": spec.model_sha256},
         "translator": {"path": translator_dir,
@@ -128,6 +136,7 @@ def prepare(config: RunConfig) -> Prepared:
         "plan_fingerprint": plan_fingerprint(plans),
     }
     resolved = {"atlas": inputs["atlas_canonical"], "datasets": inputs["datasets"],
+                "regulators": file_sha256(config.regulators) if config.regulators else None,
                 "model": inputs["model"]["sha256"],
                 "translator": inputs["translator"]["sha256"], "plan": inputs["plan_fingerprint"],
                 "feature_spec": spec.digest()}
@@ -135,6 +144,17 @@ def prepare(config: RunConfig) -> Prepared:
                     translator_dir=translator_dir, translator=translator, spec=spec,
                     datasets=datasets, profiles=resolved_inputs.profiles, plans=plans,
                     inputs=inputs, run_hash=config.result_hash(resolved))
+
+
+def refuse_output_inside_inputs(out: str, inputs: dict[str, str]) -> None:
+    """The job never writes into its inputs: an --out inside (or equal to) the atlas, model or
+    translator directory is bad input."""
+    target = canonical_uri(out)
+    for option, path in inputs.items():
+        src = canonical_uri(path)
+        if target == src or target.startswith(src.rstrip("/") + "/"):
+            raise AtlasgrnError(f"--out lies inside the {option.lstrip('-')} ({src})", path=out,
+                                key="--out", remedy="write the run outside its inputs")
 
 
 def claim_output(out: RunOutput, run_hash: str) -> dict[str, Any] | None:
@@ -223,20 +243,24 @@ def _run_round(prep: Prepared, specs: list[BlockSpec], placement: Placement, pro
     ds = ray.data.read_datasource(source, override_num_blocks=n_read, num_cpus=0,
                                   concurrency=min(n_read, max(2, cfg.replicas // 4)))
     gpus = placement.gpus
+    key = round_key(prep.run_hash)
     ds = ds.map_batches(
         BlockScorer, batch_size=1, compute=ActorPoolStrategy(size=cfg.replicas),
         num_gpus=gpus if gpus > 0 else None, num_cpus=placement.cpus,
         fn_constructor_kwargs={"model_dir": prep.model_dir, "translator_dir": prep.translator_dir,
                                "spec": prep.spec, "out_uri": cfg.out,
-                               "fault_marker": fault_marker, "run_key": prep.run_hash},
+                               "fault_marker": fault_marker, "run_key": key},
         udf_modifying_row_count=False)
     rows = []
-    results = watched(ds.iter_rows(), prep.run_hash, cfg.start_timeout_s,
+    results = watched(ds.iter_rows(), key, placement.start_timeout_s,
                       lambda: demand_line(cfg.replicas, gpus, placement.cpus))
-    for row in results:
-        r = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
-        rows.append(r)
-        progress.update(r["status"] == "ok", int(r["pairs"]))
+    try:
+        for row in results:
+            r = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+            rows.append(r)
+            progress.update(r["status"] == "ok", int(r["pairs"]))
+    finally:
+        forget(key)
     return rows
 
 
@@ -263,7 +287,7 @@ def run_job(config: RunConfig, *, prepared: Prepared | None = None,
         started_here = connect(config.address, log)
         try:
             placement = place_replicas(config.gpus_per_replica, config.cpus_per_replica,
-                                       node_shapes())
+                                       *node_shapes(), start_timeout_s=config.start_timeout_s)
         except AtlasgrnError:
             if started_here:
                 import ray
@@ -272,6 +296,9 @@ def run_job(config: RunConfig, *, prepared: Prepared | None = None,
             raise
         log(f"replicas: {config.replicas} x ({placement.cpus:g} CPU"
             f"{f', {placement.gpus:g} GPU' if placement.gpus else ''}): {placement.reason}")
+        if not watchdog_can_see_replicas():
+            log("note: through Ray Client the job cannot see its replicas' heartbeats; only "
+                "finished blocks count as progress for --start-timeout")
     out.remove(out.path(SUCCESS))  # the run is in progress again until it publishes
     out.remove_partial_files()
     attempt: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

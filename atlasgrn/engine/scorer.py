@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from ..digest import model_sha256
 from ..features import FeatureSpec
 from .output import RunOutput
 from .plan import BlockSpec
-from .watchdog import announce_replica
+from .watchdog import start_heartbeat
 
 SUMMARY_COLUMNS = ("block_id", "dataset", "status", "rows", "pairs", "seconds",
                    "probe_seconds", "error", "gpu_ids", "pid", "device")
@@ -87,6 +88,9 @@ class BlockScorer:
         torch.set_num_threads(threads)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = load_model(model_dir, device=self.device)
+        if model_sha256(self.model) != spec.model_sha256:  # e.g. a node-local copy differs
+            raise RuntimeError(f"the model at {model_dir} on this node is not the one the "
+                               f"translator's features come from ({spec.model_sha256[:12]})")
         self.translator = load_translator_dir(translator_dir)
         if self.translator.feature_spec != spec:  # the checkpoint changed under the run
             raise RuntimeError(f"translator {translator_dir} no longer carries the run's "
@@ -96,7 +100,7 @@ class BlockScorer:
         self.fault_marker = fault_marker
         self.metrics = _Metrics()
         self.gpu_ids = ",".join(_gpu_ids())
-        announce_replica(run_key, os.getpid())  # the driver's watchdog: a replica is up
+        start_heartbeat(run_key, os.getpid())  # the driver's watchdog: this replica is alive
 
     def _maybe_die(self) -> None:
         """Fault injection for the engine's own tests: the first call of the run kills this

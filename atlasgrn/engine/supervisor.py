@@ -50,32 +50,86 @@ def run_supervised(work: Callable[[], int], out_uri: str, prog: str,
     sys.stderr.flush()
     read_end, write_end = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the child: do the work, never return into the parent's code
+    if pid == 0:
         os.close(read_end)
-        os.dup2(write_end, 2)
-        os.close(write_end)
-        code = EXIT_FAILED_BLOCKS
+        _child(work, write_end, prog)  # never returns
+    os.close(write_end)
+    relay = threading.Thread(target=_relay_stderr, args=(read_end,), daemon=True,
+                             name="atlasgrn-stderr")
+    relay.start()
+    code, stopped_by = _wait(pid)
+    relay.join(timeout=1.0)  # Ray processes the child started may hold the pipe open
+    return _outcome(code, stopped_by, out_uri, prog, say)
+
+
+class _Stopped(BaseException):
+    """SIGTERM in the child, raised so that clean-up (stopping a local Ray) still runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, _frame: object) -> None:
+    raise _Stopped(signum)
+
+
+_IN_CHILD = False
+
+
+def reclaim_sigterm() -> None:
+    """Called after ``ray.init``: Ray installs its own SIGTERM handler in a driver (it dumps a
+    stack and exits 1 while the run's threads still talk to Ray); in the supervised child a stop
+    must instead unwind, stop the local Ray and exit 128+15."""
+    if _IN_CHILD:
+        signal.signal(signal.SIGTERM, _raise_stopped)
+
+
+def _child(work: Callable[[], int], stderr_fd: int, prog: str) -> None:
+    """Do the work and leave with ``os._exit``, whatever happens (a second Ctrl-C during
+    clean-up included): the child must never return into the parent's code."""
+    global _IN_CHILD
+    _IN_CHILD = True
+    code = EXIT_FAILED_BLOCKS
+    try:
+        signal.signal(signal.SIGTERM, _raise_stopped)
+        _die_with_parent()
+        os.dup2(stderr_fd, 2)
+        os.close(stderr_fd)
         try:
             code = work()
         except AtlasgrnError as exc:
             print(f"{prog}: error: {exc}", file=sys.stderr)
             code = EXIT_BAD_INPUT
         except KeyboardInterrupt:
-            code = 130
+            code = 128 + signal.SIGINT
+        except _Stopped as exc:
+            code = 128 + exc.signum
         except BaseException:  # noqa: BLE001 - a crash keeps its traceback
             traceback.print_exc()
         finally:
             _shutdown_ray()
+    finally:
+        try:
             sys.stdout.flush()
             sys.stderr.flush()
+        finally:
             os._exit(code)
-    os.close(write_end)
-    relay = threading.Thread(target=_relay_stderr, args=(read_end,), daemon=True,
-                             name="atlasgrn-stderr")
-    relay.start()
-    code = _wait(pid)
-    relay.join(timeout=1.0)  # Ray processes the child started may hold the pipe open
-    return _outcome(code, out_uri, prog, say)
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel sends the child SIGTERM if the parent dies (``kill -9`` of the job's
+    process, a scheduler that kills only the main PID), so no orphan driver keeps writing."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1  # noqa: N806 - the kernel's name
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(128 + signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the parent's forwarding is all there is
+        pass
 
 
 def _shutdown_ray() -> None:
@@ -85,7 +139,7 @@ def _shutdown_ray() -> None:
     try:
         if ray is not None and ray.is_initialized():
             ray.shutdown()
-    except Exception:  # noqa: BLE001 - exiting anyway
+    except BaseException:  # noqa: BLE001 - exiting anyway, even on a second Ctrl-C
         pass
 
 
@@ -121,14 +175,24 @@ def _ray_running() -> bool:
     return bool(ray is not None and getattr(ray, "is_initialized", lambda: False)())
 
 
-def _wait(pid: int) -> int:
-    def forward(signum: int, _frame: object) -> None:
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
+def _wait(pid: int) -> tuple[int, int | None]:
+    """The child's exit code, and the signal that stopped the parent (forwarded), if any.
 
-    old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    SIGTERM (``kill``, ``ray job stop``) is forwarded. SIGINT is not: a terminal's Ctrl-C
+    already reaches the whole process group, and a second one would interrupt the child's
+    clean-up; it is only remembered, so the outcome can say the user stopped the run.
+    """
+    stopped_by: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopped_by.append(signum)
+        if signum == signal.SIGTERM:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         while True:
             try:
@@ -139,25 +203,46 @@ def _wait(pid: int) -> int:
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
-    return os.waitstatus_to_exitcode(status)
+    return os.waitstatus_to_exitcode(status), (stopped_by[0] if stopped_by else None)
 
 
-def _outcome(code: int, out_uri: str, prog: str, say: Callable[[str], None]) -> int:
+def _outcome(code: int, stopped_by: int | None, out_uri: str, prog: str,
+             say: Callable[[str], None]) -> int:
     if code in (EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED):
         return code
-    report = mark_interrupted(out_uri, code)
+    died_by = -code if code < 0 else None
+    if died_by is not None:
+        code = 128 + died_by  # a shell's convention, not a negative status
+    signum = stopped_by or died_by or (code - 128 if code > 128 else None)
+    if stopped_by is not None or code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+        how = f"stopped by {signal.Signals(signum).name}" if signum else "stopped"
+    elif died_by is not None:
+        how = f"killed by {signal.Signals(died_by).name}"
+    else:
+        how = None
+    if stopped_by is not None:
+        code = 128 + stopped_by  # a job stopped by a signal reports it, whatever the child did
+    report = mark_interrupted(out_uri, code, how)
     if report is None:  # the child recorded its outcome (e.g. failed blocks): its code stands
+        if how is not None:
+            say(f"{prog}: {how}")
         return code
     say(f"{prog}: interrupted: {report}")
-    return EXIT_INTERRUPTED
+    return code if how is not None and how.startswith("stopped") else EXIT_INTERRUPTED
 
 
-def mark_interrupted(out_uri: str, code: int) -> str | None:
+def mark_interrupted(out_uri: str, code: int, how: str | None = None) -> str | None:
     """If the run at ``out_uri`` is still ``running``, record it as ``interrupted`` and return
-    the line to print; None when the run recorded another outcome (or never started)."""
+    the line to print; None when the run recorded another outcome (or never started).
+
+    ``how`` says what ended the driver when the parent knows (a signal); otherwise the only
+    silent way out is Ray ending a driver whose node is gone, or a crash with a traceback.
+    """
     from .output import RunOutput, read_manifest, write_manifest
 
-    how = f"signal {-code}" if code < 0 else f"exit code {code}"
+    if how is None:
+        how = (f"exit code {code}: Ray ends a driver this way when its node or raylet is lost; "
+               "a crash prints a traceback above")
     try:
         out = RunOutput(out_uri)
         manifest = read_manifest(out)
@@ -176,6 +261,5 @@ def mark_interrupted(out_uri: str, code: int) -> str | None:
         write_manifest(out, manifest)
     except Exception:  # noqa: BLE001 - "where it still can"
         pass
-    return (f"the job's driver ended before the run did ({how}: Ray ends a driver this way when "
-            f"its node or raylet is lost; a crash prints a traceback above); {safe} of "
-            f"{planned} block(s) are safe in {out.uri}; rerun the same command to resume")
+    return (f"the job's driver ended before the run did ({how}); {safe} of {planned} "
+            f"block(s) are safe in {out.uri}; rerun the same command to resume")

@@ -1,12 +1,16 @@
-"""No silent wait: if no replica has started within a bound, say what is pending and stop.
+"""No silent wait: if the replicas show no sign of life for too long, say what is pending and stop.
 
 Resources are checked before any work is submitted (``cluster.place_replicas``), but a shape
-that exists is not a node that is free: another job may hold it, or the autoscaler may never
-deliver the node type it advertises. Ray then waits forever and prints only its autoscaler lines.
-The watchdog reads the block results on a thread and, while none has arrived, checks every few
-seconds whether any replica has started (each replica announces itself in the GCS key-value
-store from its constructor, which needs no dashboard). Past ``start_timeout_s`` with no replica
-up, the run stops with :class:`JobStalled`, naming the demand and what the cluster has.
+that exists is not a node that is free (another job may hold it; the autoscaler may never deliver
+the node type it advertises), and a node can vanish mid-run (a preempted spot node whose replica
+Ray Data then waits to restart forever). Ray itself only prints its autoscaler lines.
+
+So each replica, once its model is loaded, beats a heartbeat into the GCS key-value store (no
+dashboard needed) under a key unique to this *round* of this run, and the driver reads block
+results on a thread. When neither a result nor a fresh heartbeat has arrived for
+``timeout_s``, the round stops with :class:`JobStalled`, naming the demand and what the cluster
+has. Keys are deleted after the round, so a rerun, a retry round or another run on a
+long-lived cluster never mistakes old replicas for live ones.
 """
 
 from __future__ import annotations
@@ -14,35 +18,65 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-#: Seconds between checks while no result has arrived.
+#: Seconds between the driver's checks, and between a replica's heartbeats.
 POLL_S = 2.0
-_KV_PREFIX = "atlasgrn:replica:"
+HEARTBEAT_S = 5.0
+_KV_PREFIX = "atlasgrn:heartbeat:"
 
 
 class JobStalled(RuntimeError):
-    """No replica started within the bound; the message says what is pending and why."""
+    """No result and no live replica within the bound; the message says what is pending."""
 
 
-def announce_replica(run_key: str, pid: int) -> None:
-    """Called by a replica once its model is loaded (best effort: outside Ray, a no-op)."""
+def round_key(run_hash: str) -> str:
+    """A key prefix unique to one round of one run."""
+    return f"{run_hash}:{uuid.uuid4().hex[:12]}"
+
+
+def start_heartbeat(key: str, pid: int) -> None:
+    """Called by a replica once its model is loaded: beat every few seconds on a daemon thread
+    (best effort; outside Ray, or through Ray Client, a no-op)."""
     try:
         from ray.experimental.internal_kv import _internal_kv_put
+    except Exception:  # noqa: BLE001 - the heartbeat must never fail a replica
+        return
 
-        _internal_kv_put(f"{_KV_PREFIX}{run_key}:{pid}", b"1", overwrite=True)
-    except Exception:  # noqa: BLE001 - the announcement must never fail a replica
-        pass
+    def beat() -> None:
+        while True:
+            try:
+                _internal_kv_put(f"{_KV_PREFIX}{key}:{pid}", str(time.time()).encode(),
+                                 overwrite=True)
+            except Exception:  # noqa: BLE001
+                return
+            time.sleep(HEARTBEAT_S)
+
+    threading.Thread(target=beat, name="atlasgrn-heartbeat", daemon=True).start()
 
 
-def replicas_started(run_key: str) -> int:
+def last_heartbeat(key: str) -> float | None:
+    """The newest heartbeat of this round (seconds since the epoch), None when there is none;
+    ``inf`` when the key-value store cannot be read (then only results count as progress)."""
     try:
-        from ray.experimental.internal_kv import _internal_kv_list
+        from ray.experimental.internal_kv import _internal_kv_get, _internal_kv_list
 
-        return len(_internal_kv_list(f"{_KV_PREFIX}{run_key}:"))
-    except Exception:  # noqa: BLE001 - unknown: assume started, never stop a run on a guess
-        return 1
+        keys = _internal_kv_list(f"{_KV_PREFIX}{key}:")
+        beats = [float(_internal_kv_get(k) or 0) for k in keys]
+    except Exception:  # noqa: BLE001 - e.g. Ray Client: the watchdog cannot see replicas
+        return float("inf")
+    return max(beats) if beats else None
+
+
+def forget(key: str) -> None:
+    try:
+        from ray.experimental.internal_kv import _internal_kv_del
+
+        _internal_kv_del(f"{_KV_PREFIX}{key}:", del_by_prefix=True)
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def demand_line(replicas: int, gpus: float, cpus: float) -> str:
@@ -59,35 +93,37 @@ def demand_line(replicas: int, gpus: float, cpus: float) -> str:
             f"{res(total)} ({res(free)} free)")
 
 
-def watched(rows: Iterable[dict[str, Any]], run_key: str, start_timeout_s: float,
+def watched(rows: Iterable[dict[str, Any]], key: str, timeout_s: float,
             describe: Callable[[], str]) -> Iterator[dict[str, Any]]:
-    """Yield ``rows`` (consumed on a thread); raise :class:`JobStalled` when no row has arrived
-    and no replica has started within ``start_timeout_s`` seconds."""
+    """Yield ``rows`` (consumed on a thread); raise :class:`JobStalled` when neither a row nor a
+    heartbeat newer than ``timeout_s`` seconds has arrived."""
     box: queue.Queue = queue.Queue(maxsize=64)
-    done = object()
 
     def pump() -> None:
         try:
             for row in rows:
                 box.put(("row", row))
-            box.put(("end", done))
+            box.put(("end", None))
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             box.put(("error", exc))
 
     threading.Thread(target=pump, name="atlasgrn-block-results", daemon=True).start()
-    t0 = time.monotonic()
-    seen = False
+    last_row = time.monotonic()
     while True:
         try:
-            kind, item = box.get(timeout=None if seen else POLL_S)
+            kind, item = box.get(timeout=POLL_S)
         except queue.Empty:
-            waited = time.monotonic() - t0
-            if waited >= start_timeout_s and not replicas_started(run_key):
-                raise JobStalled(f"no replica started in {waited:.0f}s: {describe()}") from None
+            idle = time.monotonic() - last_row
+            if idle >= timeout_s:
+                beat = last_heartbeat(key)
+                if beat is None or time.time() - beat >= timeout_s:
+                    what = "no replica started" if beat is None else "no replica is alive"
+                    raise JobStalled(f"{what} and no block finished in {idle:.0f}s: "
+                                     f"{describe()}") from None
             continue
         if kind == "end":
             return
         if kind == "error":
             raise item
-        seen = True
+        last_row = time.monotonic()
         yield item

@@ -94,6 +94,10 @@ def block_features(model: GeneModel, spec: FeatureSpec, sources: Sequence[str],
         for kind in emb:
             feats[kind] = (pairs.concat if kind == "emb_concat" else pairs.sum).numpy()
     feats = {k: feats[k] for k in use}  # the caller's order
+    for kind, values in feats.items():
+        if not np.isfinite(values).all():  # never let a NaN reach a score or a training set
+            raise FloatingPointError(f"{kind} features of the block are not finite (check the "
+                                     "model's weights and value range)")
     return BlockFeatures(tuple(sources), tuple(targets), feats, time.perf_counter() - t0)
 
 

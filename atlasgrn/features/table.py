@@ -177,7 +177,7 @@ def compute_table(model: GeneModel, spec: FeatureSpec, universe: GeneUniverse,
                             "n_targets": len(tgt_syms), "blocks": len(blocks),
                             "dropped": {"sources": len(sources) - len(src_names),
                                         "targets": len(given_targets) - len(tgt_names)}}
-    key = _cache_key(spec, universe, src_syms, tgt_syms, need)
+    key = _cache_key(spec, universe, src_syms, tgt_syms, need, _device_kind(model))
     cache = Path(cache_dir) / spec.model_sha256[:20] if cache_dir is not None else None
     tables: dict[str, np.ndarray] = {}
     todo: list[str] = []
@@ -258,11 +258,19 @@ def _compute(model: GeneModel, spec: FeatureSpec, universe: GeneUniverse, blocks
     return out
 
 
+def _device_kind(model: GeneModel) -> str:
+    """cpu or cuda: the same spec gives slightly different floats on another device."""
+    try:
+        return next(iter(model.parameters())).device.type
+    except (AttributeError, StopIteration):
+        return "cpu"
+
+
 def _cache_key(spec: FeatureSpec, universe: GeneUniverse, sources: list[str],
-               targets: list[str], need: np.ndarray | None) -> str:
-    profile = None if universe.profile is None else json_sha256(
-        [[g, round(universe.profile[g], 9)] for g in universe.genes])
-    return json_sha256({"format": CACHE_FORMAT, "spec": spec.digest(),
+               targets: list[str], need: np.ndarray | None, device: str) -> str:
+    profile = None if universe.profile is None else bytes_sha256(
+        np.asarray([universe.profile[g] for g in universe.genes], dtype=np.float64).tobytes())
+    return json_sha256({"format": CACHE_FORMAT, "spec": spec.digest(), "device": device,
                         "anchors": json_sha256(list(universe.anchors)), "profile": profile,
                         "sources": sources, "targets": targets,
                         "needed": None if need is None else bytes_sha256(

@@ -20,6 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..atomic import write_path_atomic, write_text_atomic
+from ..digest import file_sha256
 from ..errors import AtlasgrnError, CheckpointError
 from ..features.spec import FeatureSpec
 from ..jsonable import to_jsonable
@@ -57,10 +58,13 @@ def save_translator(translator: Translator, out_dir: str | os.PathLike[str],
         kinds[name] = {"in_dim": km.mlp.in_dim, "hidden": list(km.mlp.hidden),
                        "dropout": km.mlp.dropout, "normalizer": km.normalizer.to_json(),
                        "metrics": dict(km.metrics)}
+    write_path_atomic(out / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp))
+    # the JSON names its weights: a crash between the two replacements cannot leave a new
+    # weights file under an old JSON that loads cleanly and scores wrongly
     meta = {"format": FORMAT, "feature_spec": translator.feature_spec.to_json(),
+            "weights_sha256": file_sha256(out / WEIGHTS_NAME),
             "kinds": kinds, "ensemble_kinds": list(translator.ensemble_kinds),
             "provenance": dict(translator.provenance)}
-    write_path_atomic(out / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp))
     # the JSON last: its presence means the checkpoint is complete
     write_text_atomic(out / JSON_NAME, json.dumps(meta, indent=2, default=to_jsonable) + "\n")
     return out
@@ -104,6 +108,11 @@ def load_translator_dir(path: str | os.PathLike[str]) -> Translator:
     except AtlasgrnError as exc:
         raise CheckpointError(exc.detail, path=str(jpath), key=exc.key,
                               remedy=exc.remedy) from None
+    want = meta.get("weights_sha256")
+    if want is not None and file_sha256(wpath) != want:
+        raise CheckpointError("the weights file is not the one this translator.json was saved "
+                              "with (an interrupted save?)", path=str(wpath),
+                              key="weights_sha256", remedy="re-train or restore the checkpoint")
     try:
         tensors = load_file(str(wpath))
     except (SafetensorError, OSError) as exc:
