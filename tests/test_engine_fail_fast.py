@@ -213,9 +213,9 @@ def test_an_output_inside_an_input_is_refused(sim_world, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_a_stopped_job_says_so_records_it_and_resumes(sim_world, tmp_path):
+def test_a_stopped_job_says_so_and_records_it(sim_world, tmp_path):
     """SIGTERM (kill, `ray job stop`) reaches the build; the manifest says interrupted, the
-    exit code is 128+15, and a rerun resumes."""
+    exit code is 128+15 (resuming is the node-loss test's)."""
     out = tmp_path / "run"
     args = [sys.executable, "-m", "atlasgrn.run", sim_world.atlas, "--out", str(out),
             *_world_args(sim_world), "--top", "0", "--replicas", "1", "--max-regulators", "5"]
