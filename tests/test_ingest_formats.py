@@ -190,6 +190,7 @@ def test_cli_infers_species_and_value_kind_with_warnings(tmp_path, capsys):
     assert main(["ingest", str(tmp_path / "a.zarr"), "--dataset", f"m={src}"]) == 0
     err = capsys.readouterr().err
     assert "species inferred as 'mouse'" in err and "value kind inferred as 'log1p'" in err
+    assert "ingest m: cells 6/6 (100%)" in err and "\r" not in err  # progress, log-friendly
     info = open_atlas(tmp_path / "a.zarr").datasets()[0]
     assert (info.species, info.value_kind) == ("mouse", "log1p")
 

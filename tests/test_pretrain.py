@@ -157,9 +157,12 @@ def test_pretrain_and_model_eval_cli(tmp_path: Path, capsys):
     out = tmp_path / "m"
     code = main(["pretrain", str(atlas), "--out", str(out), "--steps", "10", "--d-model", "32",
                  "--layers", "1", "--heads", "2", "--d-ff", "32", "--max-len", "32",
-                 "--min-len", "16", "--batch-size", "8", "--eval-every", "5", "--device", "cpu"])
+                 "--min-len", "16", "--batch-size", "8", "--eval-every", "5", "--device", "cpu",
+                 "--log-every", "5"])
     text = capsys.readouterr().out
     assert code == 0 and "done: step 10" in text and (out / "model.safetensors").exists()
+    steps = [ln for ln in text.splitlines() if ln.startswith("step ")]
+    assert steps and all(", ETA " in ln for ln in steps)  # progress with an ETA
     code = main(["model-eval", str(atlas), "--model", str(out), "--cells", "16",
                  "--lengths", "16", "--json", str(tmp_path / "e.json")])
     table = capsys.readouterr().out

@@ -48,6 +48,7 @@ from ..features import (
     compute_table,
 )
 from ..models.interface import GeneModel
+from ..progress import Progress
 from ..translator import Translator, train_translator
 from ..translator.threads import torch_threads
 from .baselines import (
@@ -437,6 +438,9 @@ def run_benchmark(cfg: BenchConfig, progress: Callable[[str], None] | None = Non
     models = [(0, run.model, "")]
     if run.strict_model is not None:
         models.append((1, run.strict_model, STRICT_SUFFIX))
+    units = sum(len([t for t in transfer.tests if not which or t.dataset == cfg.strict_dataset])
+                for transfer in transfers for _seed in range(cfg.seeds) for which, _, _ in models)
+    shown = Progress(units, label="bench", unit="test sets", log=say)
     for transfer in transfers:
         for seed in range(cfg.seeds):
             for which, model, suffix in models:
@@ -481,6 +485,7 @@ def run_benchmark(cfg: BenchConfig, progress: Callable[[str], None] | None = Non
                     # protocol sizes, for the report
                     for proto, ps in pairsets.items():
                         run.coverage.setdefault(f"pairs/{test.key}/{proto}", float(len(ps)))
+                    shown.update()
     frame = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
     frame["size"] = frame["size"].astype(np.int64)
     frame["seed"] = frame["seed"].astype(np.int64)

@@ -95,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
     for spec in specs:
         opts = {**defaults, **spec.options}
         reports.append(ingest_file(args.out, spec.name, spec.path, overwrite=args.overwrite,
+                                   progress=lambda line: print(line, file=sys.stderr,
+                                                               flush=True),
                                    **opts))
     for r in reports:
         for w in r.warnings:

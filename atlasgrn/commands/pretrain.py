@@ -46,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=sampler("batch_size"))
     p.add_argument("--lr", type=float, default=training("lr"))
     p.add_argument("--eval-every", type=int, default=training("eval_every"))
+    p.add_argument("--log-every", type=int, default=training("log_every"),
+                   help="steps between progress lines (each with an ETA)")
     p.add_argument("--patience", type=int, default=training("patience"),
                    help="evaluations without improvement before early stopping")
     p.add_argument("--val-fraction", type=float, default=sampler("val_fraction"))
@@ -74,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     for name in ("steps", "d_model", "layers", "heads", "d_ff", "max_len", "min_len",
-                 "batch_size", "eval_every", "patience"):
+                 "batch_size", "eval_every", "log_every", "patience"):
         if getattr(args, name) <= 0:
             raise AtlasgrnError(f"--{name.replace('_', '-')} must be positive",
                                 key=f"--{name.replace('_', '-')}", remedy="give a value > 0")
@@ -93,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
                               val_fraction=args.val_fraction, seed=args.seed),
         train=TrainConfig(steps=args.steps, lr=args.lr, eval_every=args.eval_every,
                           patience=args.patience, seed=args.seed, precision=args.precision,
+                          log_every=args.log_every,
                           warmup_steps=warmup))
     from ..models.checkpoint import (
         CONFIG_FILE,

@@ -38,6 +38,7 @@ from ..atomic import write_path_atomic, write_text_atomic
 from ..errors import CheckpointError
 from ..models.checkpoint import save_model
 from ..models.scgpt_model import ScGPTModel
+from ..progress import Progress, format_seconds
 from .config import PRECISIONS, TrainConfig
 
 Batch = tuple[Any, Any]  # (gene_ids [B, L], values [B, L]) as numpy or torch
@@ -253,6 +254,11 @@ def make_optimizer(model: ScGPTModel, cfg: TrainConfig) -> torch.optim.AdamW:
                              lr=cfg.lr)
 
 
+def _eta_text(progress: Progress) -> str:
+    eta = progress.eta_s()
+    return "?" if eta is None else format_seconds(eta)
+
+
 def train(model: ScGPTModel, batches_from: Callable[[int], Iterable[Batch]],
           val_batches: Sequence[Batch], cfg: TrainConfig, out_dir: str | os.PathLike[str], *,
           resume: bool = False, log: Callable[[str], None] = print,
@@ -306,6 +312,8 @@ def train(model: ScGPTModel, batches_from: Callable[[int], Iterable[Batch]],
         evaluate_and_save()
     model.train()
     t0, window = time.perf_counter(), []
+    # the ETA of the step lines: rolling rate after warm-up (evaluations included)
+    eta = Progress(cfg.steps - step, unit="steps", every_s=float("inf"), log=lambda _l: None)
     stream = prefetched(batches_from(step))
     while step < cfg.steps:
         ids, vals = as_tensors(next(stream), model.device)
@@ -320,13 +328,14 @@ def train(model: ScGPTModel, batches_from: Callable[[int], Iterable[Batch]],
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         step += 1
+        eta.update()
         window.append((float(loss.detach()), m, u))
         if step % cfg.log_every == 0 or step == cfg.steps:
             w = np.asarray(window)
             rate = len(window) / max(time.perf_counter() - t0, 1e-9)
             log(f"step {step}/{cfg.steps} loss {w[:, 0].mean():.4f} (masked {w[:, 1].mean():.4f},"
                 f" unmasked {w[:, 2].mean():.4f}) lr {lr_at(step - 1, cfg):.2e} "
-                f"len {ids.shape[1]} {rate:.2f} steps/s")
+                f"len {ids.shape[1]} {rate:.2f} steps/s, ETA {_eta_text(eta)}")
             t0, window = time.perf_counter(), []
         if step % cfg.eval_every == 0 or step == cfg.steps:
             model.eval()

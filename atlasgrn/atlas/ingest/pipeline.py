@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import AtlasgrnError, IngestError
+from ...progress import Progress
 from ..layout import (
     SPECIES,
     VALUE_KINDS,
@@ -69,7 +71,8 @@ def ingest_file(atlas_uri: str | os.PathLike[str], name: str, path: str | os.Pat
                 gene_column: str | None = None, matrix: str = "X", overwrite: bool = False,
                 source: str | None = None, vocab: dict[str, int] | None = None,
                 extra_attrs: dict[str, Any] | None = None,
-                block_cells: int = WRITE_BLOCK_CELLS) -> IngestReport:
+                block_cells: int = WRITE_BLOCK_CELLS,
+                progress: Callable[[str], None] | None = None) -> IngestReport:
     """Ingest one file as dataset ``name`` of the atlas at ``atlas_uri`` (created if absent).
 
     ``species``/``value_kind`` left as None are inferred (see :mod:`.infer`) and reported in
@@ -119,8 +122,11 @@ def ingest_file(atlas_uri: str | os.PathLike[str], name: str, path: str | os.Pat
                                value_kind=value_kind, source=source or src.description,
                                overwrite=overwrite, extra_attrs=attrs,
                                source_label=path) as writer:
+                shown = Progress(src.n_cells, label=f"ingest {name}", unit="cells",
+                                 log=progress or (lambda _line: None))
                 for block, cells, obs in src.blocks(block_cells):
                     writer.append(plan.apply(block), cell_names=cells, obs=obs)
+                    shown.update(work=block.shape[0], n=block.shape[0])
                 info = writer.commit()
         except BaseException:
             if not existed:
