@@ -96,3 +96,25 @@ def claim_output_dir(path: str | os.PathLike[str], kind: str, files: Iterable[st
                             "never replaced", path=str(out / theirs[0]), key=option,
                             remedy=f"move the file away, or choose another {option}")
     return Claimed(out, kind)
+
+
+def claim_output_file(path: str | os.PathLike[str], *, overwrite: bool = False,
+                      option: str = "--out") -> Path:
+    """Check that one output file (a report, an export) may be written at ``path``: an existing
+    file only with ``--overwrite``, never a directory, and only where the process can write.
+    The file itself is written atomically by the caller (:mod:`atlasgrn.atomic`)."""
+    target = Path(path)
+    if target.is_dir():
+        raise AtlasgrnError("is a directory, not a file", path=str(target), key=option,
+                            remedy=f"give {option} a file name, e.g. {target / 'report.html'}")
+    if target.exists() and not overwrite:
+        raise AtlasgrnError("the file exists", path=str(target), key=option,
+                            remedy="choose another name, or pass --overwrite to replace it")
+    parent = target.parent if str(target.parent) else Path(".")
+    probe = parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise AtlasgrnError(f"cannot write into {probe}", path=str(target), key=option,
+                            remedy=f"choose a writable location for {option}")
+    return target

@@ -68,3 +68,14 @@ def clean_run(ray_session, sim_world, tmp_path_factory):
                        translator=sim_world.translator_dir, replicas=2, gpus_per_replica=1.0,
                        cpus_per_replica=0.5, progress_every_s=0.0)
     return out, run_job(config, log=lambda _m: None)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """A finished build of the bundled demo atlas (2 regulators per dataset): the run that the
+    results tests (edges, exports, report) read."""
+    from atlasgrn.run import main
+
+    out = tmp_path_factory.mktemp("demo") / "run"
+    assert main(["--out", str(out), "--max-regulators", "2", "--top", "0"]) == 0
+    return out
