@@ -185,7 +185,8 @@ def run(args: argparse.Namespace, prog: str = PROG) -> int:
     _check_atlas_exists(config.atlas)
     if args.plan:
         return _plan(config)
-    return run_supervised(lambda: _build(config, args.top), config.out, prog)
+    demo = args.atlas is None  # the demo also writes its report (atlasgrn report)
+    return run_supervised(lambda: _build(config, args.top, demo), config.out, prog)
 
 
 def _plan(config) -> int:
@@ -204,7 +205,7 @@ def _plan(config) -> int:
     return 0
 
 
-def _build(config, top: int) -> int:
+def _build(config, top: int, report: bool = False) -> int:
     from .engine.job import run_job
     from .engine.supervisor import EXIT_FAILED_BLOCKS, EXIT_INTERRUPTED
 
@@ -214,7 +215,23 @@ def _build(config, top: int) -> int:
     if result.status != "complete":
         return EXIT_FAILED_BLOCKS
     _print_summary(result.out, top)
+    if report:
+        _write_report(result.out)
     return 0
+
+
+def _write_report(out_uri: str) -> None:
+    """The demo's last step: its report, written into the run directory (atlasgrn's own, so a
+    rerun replaces it), and its path."""
+    from .atomic import is_remote
+    from .results.report import REPORT_NAME, build_report, write_report
+    from .results.run import open_run
+
+    if is_remote(out_uri):
+        return
+    target = str(Path(out_uri) / REPORT_NAME)
+    write_report(build_report(open_run(out_uri), log=lambda _line: None), target)
+    print(f"report: {target} (open it in a browser; `atlasgrn report` makes one for any build)")
 
 
 def _guidance_lines(out) -> list[str]:

@@ -113,7 +113,11 @@ def test_a_stale_current_cluster_pointer_is_not_followed(tmp_path):
             pointer.write_bytes(saved)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "demo" / "_SUCCESS").exists() and "top 3 consensus edges" in proc.stdout
-    # the demo explains where to threshold, and Ray's unactionable lines are gone
+    # the demo ends with its report, explains where to threshold, and Ray's unactionable
+    # lines are gone
+    report = tmp_path / "demo" / "report.html"
+    assert report.exists() and f"report: {report}" in proc.stdout
+    assert "<h1>atlasgrn report</h1>" in report.read_text()
     assert "on held-out regulators with one negative per positive" in proc.stdout
     assert "precision" in proc.stdout and "score >= 0.500" in proc.stdout
     for noise in ("constructor arguments in the object store", "Starting execution of Dataset",
