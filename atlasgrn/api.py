@@ -41,8 +41,9 @@ def _python_spelling(text: str | None) -> str | None:
 def _anndata_to_atlas(adata: Any, root: str, name: str, species: str | None,
                       value_kind: str | None, gene_column: str | None, dedupe: bool
                       ) -> tuple[str, str]:
-    """Stage the AnnData as a one-dataset atlas; returns its path and a content hash (values,
-    genes, cells, species, value kind), the atlas's identity for resuming a run with ``out=``."""
+    """Stage the AnnData as a one-dataset atlas; returns its path and a content hash (the
+    writer's digest of the values, plus genes, species and value kind: what decides the edges),
+    the atlas's identity for resuming a run with ``out=``."""
     import numpy as np
     import scipy.sparse as sp
 
@@ -50,7 +51,7 @@ def _anndata_to_atlas(adata: Any, root: str, name: str, species: str | None,
     from .atlas.ingest.h5ad import gene_names_from_var
     from .atlas.ingest.infer import SAMPLE_CELLS, infer_species, infer_value_kind
     from .atlas.writer import DatasetWriter
-    from .digest import CsrContentDigest
+    from .digest import json_sha256
 
     uri = os.path.join(root, "input.zarr")
     if value_kind is None:  # as ingest does: integers -> counts, else by the value range
@@ -64,21 +65,18 @@ def _anndata_to_atlas(adata: Any, root: str, name: str, species: str | None,
         species, _why = infer_species(plan.names, source=SOURCE, vocab=scgpt_human_vocab())
     x = adata.X
     block_cells = 4096
-    content = CsrContentDigest(repr((name, species, value_kind,
-                                     list(map(str, plan.names)))).encode())
     with DatasetWriter(uri, name, plan.var, species=species, value_kind=value_kind,
                        source=SOURCE) as w:
         for start in range(0, adata.n_obs, block_cells):
             block = x[start:start + block_cells]
             block = sp.csr_matrix(block) if not sp.issparse(block) else block.tocsr()
-            block = sp.csr_matrix(plan.apply(block), dtype=np.float32)
-            block.sort_indices()
-            cells = list(map(str, adata.obs_names[start:start + block_cells]))
-            content.update(block)
-            content.update_bytes("\n".join(cells).encode())
-            w.append(block, cell_names=cells)
-        w.commit()
-    return uri, f"anndata:{content.hexdigest()}"
+            w.append(plan.apply(block),
+                     cell_names=list(map(str, adata.obs_names[start:start + block_cells])))
+        info = w.commit()
+    # the writer's own content digest of the values, with what else decides the edges
+    identity = json_sha256([name, species, value_kind, list(map(str, plan.names)),
+                            info.content_sha256])
+    return uri, f"anndata:{identity}"
 
 
 def infer(data: Any, *, model: str | None = None, translator: str | None = None,

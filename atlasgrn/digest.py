@@ -63,8 +63,8 @@ class CsrContentDigest:
     and row lengths in a fixed dtype, so the same values in the same cell order give the same
     digest whatever the block sizes or index dtypes (the dataset writer's content identity)."""
 
-    def __init__(self, prefix: bytes = b"") -> None:
-        self._h = hashlib.sha256(prefix)
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
 
     def update(self, block: Any) -> None:
         import numpy as np
@@ -72,9 +72,6 @@ class CsrContentDigest:
         self._h.update(np.ascontiguousarray(block.data, dtype=np.float32).tobytes())
         self._h.update(np.ascontiguousarray(block.indices, dtype=np.int64).tobytes())
         self._h.update(np.diff(np.asarray(block.indptr, dtype=np.int64)).tobytes())
-
-    def update_bytes(self, data: bytes) -> None:
-        self._h.update(data)
 
     def hexdigest(self) -> str:
         return self._h.hexdigest()

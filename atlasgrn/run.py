@@ -267,11 +267,14 @@ def _print_summary(out_uri: str, top: int) -> None:
         print(line)
     if top > 0:
         import pyarrow.dataset as pads
+
+        from .results.query import top_rows
         cons = pads.dataset(out.path("consensus"), format="parquet", filesystem=out.fs)
-        df = cons.to_table().to_pandas()
-        df = df.sort_values(["score_mean", "source", "target"], ascending=[False, True, True])
-        print(f"top {min(top, len(df))} consensus edges:")
-        print(df.head(top).to_string(index=False))
+        scanner = cons.scanner(batch_size=65536)  # a bounded top-N, never the whole table
+        df = top_rows(scanner.to_batches(), top, scanner.projected_schema,
+                      score="score_mean").to_pandas()
+        print(f"top {len(df)} consensus edges:")
+        print(df.to_string(index=False))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,8 +3,11 @@ Ray, and one simulated world (atlas, pre-trained model, translator) for every en
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -14,6 +17,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # The tests of the supervisor itself start `python -m atlasgrn.run` without this variable.
 os.environ.setdefault("ATLASGRN_IN_PROCESS", "1")
 SHARED_DATA = Path(os.environ.get("ATLASGRN_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+def load_script(name: str) -> ModuleType:
+    """Import ``scripts/<name>.py`` by path (scripts/ is not a package, nor on sys.path)."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
 
 
 def shared_data_path(*parts: str) -> Path:
@@ -71,9 +83,10 @@ def clean_run(ray_session, sim_world, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def demo_run(tmp_path_factory):
+def demo_run(ray_session, tmp_path_factory):
     """A finished build of the bundled demo atlas (2 regulators per dataset): the run that the
-    results tests (edges, exports, report) read."""
+    results tests (edges, exports, report) read. It uses the session's Ray, so whichever test
+    runs first, the session has its two logical GPUs."""
     from atlasgrn.run import main
 
     out = tmp_path_factory.mktemp("demo") / "run"

@@ -3,10 +3,7 @@ manifest's value descriptions (scripts/shared_corpus.py)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -15,19 +12,12 @@ import scipy.sparse as sp
 from atlasgrn.atlas.ingest.infer import infer_species, infer_value_kind
 from atlasgrn.errors import IngestError
 
+from .conftest import load_script
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _load_script(name: str) -> ModuleType:
-    """Import ``scripts/<name>.py`` by path (scripts/ is not a package, nor on sys.path)."""
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-shared_corpus = _load_script("shared_corpus")
+shared_corpus = load_script("shared_corpus")
 
 
 @pytest.mark.parametrize("values, kind", [

@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import warnings
 from pathlib import Path
-from types import ModuleType
 
 import anndata as ad
 import h5py
@@ -18,20 +16,13 @@ import pytest
 from atlasgrn.atlas import open_atlas
 from atlasgrn.atlas.symbols import normalize_symbols
 
+from .conftest import load_script
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared" / "data"
 
 
-def _load_script(name: str) -> ModuleType:
-    """Import ``scripts/<name>.py`` by path (scripts/ is not a package, nor on sys.path)."""
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-shared_corpus = _load_script("shared_corpus")
+shared_corpus = load_script("shared_corpus")
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +144,7 @@ def test_demo_atlas_build_is_deterministic(shared, tmp_path):
         digests.append(res.stdout.split("sha256")[-1].strip())
     assert digests[0] == digests[1]
     bundled = REPO / "atlasgrn" / "data" / "demo_atlas.zarr"
-    build_demo_atlas = _load_script("build_demo_atlas")
+    build_demo_atlas = load_script("build_demo_atlas")
     assert build_demo_atlas.digest(bundled) == digests[0]  # the shipped store is what it builds
 
 

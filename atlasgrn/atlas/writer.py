@@ -221,7 +221,7 @@ class DatasetWriter:
         self._done = True
         return DatasetInfo(name=self.name, n_cells=self._n_cells, n_genes=self._n_genes,
                            species=self.species, value_kind=self.value_kind, source=self.source,
-                           sparse=True)
+                           sparse=True, content_sha256=self._content.hexdigest())
 
     def _datasets_dir(self) -> str:
         return os.path.join(_local_path(self.atlas_uri), DATASETS_GROUP)

@@ -71,6 +71,11 @@ class RunOutput:
             done |= {s.block_id for s in items if f"{s.file_stem}.parquet" in present}
         return done
 
+    def count_edge_files(self) -> int:
+        """Published edge files (one per finished block), across datasets."""
+        return sum(1 for part in self.listdir("edges") for name in self.listdir("edges", part)
+                   if name.endswith(".parquet") and not is_temp_name(name))
+
     def remove_partial_files(self) -> int:
         """Delete temporary files a killed writer left behind (hidden names, never read)."""
         n = 0

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 from ..digest import json_sha256
 from ..features import layout_blocks
+from ..features.layout import pair_count
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,7 @@ class BlockSpec:
 
     @property
     def n_pairs(self) -> int:
-        overlap = len(set(self.sources) & set(self.targets))
-        return len(self.sources) * len(self.targets) - overlap
+        return pair_count(self.sources, self.targets)
 
     def to_row(self) -> dict[str, object]:
         row = asdict(self)

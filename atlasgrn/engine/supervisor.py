@@ -252,8 +252,7 @@ def mark_interrupted(out_uri: str, code: int, how: str | None = None) -> str | N
     if manifest is None or manifest.get("status") != "running":
         return None
     planned = int(manifest.get("plan", {}).get("blocks", 0))
-    safe = sum(1 for part in out.listdir("edges") for name in out.listdir("edges", part)
-               if name.endswith(".parquet") and not name.startswith("."))
+    safe = out.count_edge_files()
     manifest["status"] = "interrupted"
     manifest["interrupted"] = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "driver": how,
                                "blocks_safe": safe, "blocks_planned": planned}

@@ -24,9 +24,12 @@ class Block:
 
     @property
     def n_pairs(self) -> int:
-        """Pairs the block scores (self pairs are never scored)."""
-        overlap = len(set(self.sources) & set(self.targets))
-        return len(self.sources) * len(self.targets) - overlap
+        return pair_count(self.sources, self.targets)
+
+
+def pair_count(sources: tuple[str, ...], targets: tuple[str, ...]) -> int:
+    """Pairs a block scores: every source x target but self pairs (never scored)."""
+    return len(sources) * len(targets) - len(set(sources) & set(targets))
 
 
 def _chunks(items: tuple[str, ...], size: int) -> list[tuple[str, ...]]:

@@ -77,6 +77,7 @@ class FeatureTable:
         self._s = {g: i for i, g in enumerate(self.sources)}
         self._t = {g: i for i, g in enumerate(self.targets)}
         self._emb: dict[str, np.ndarray] = {}
+        self._computed: np.ndarray | None = None
 
     @property
     def kinds(self) -> list[str]:
@@ -94,7 +95,13 @@ class FeatureTable:
         return r, c, ok
 
     def computed_mask(self) -> np.ndarray:
-        """``[S, T]``: cells every kind computed (False for skipped blocks and self pairs)."""
+        """``[S, T]``: cells every kind computed (False for skipped blocks and self pairs);
+        computed once, since every gather consults it."""
+        if self._computed is None:
+            self._computed = self._computed_cells()
+        return self._computed
+
+    def _computed_cells(self) -> np.ndarray:
         src = np.asarray(self.universe.canonical(self.sources), dtype=object)
         tgt = np.asarray(self.universe.canonical(self.targets), dtype=object)
         mask = src[:, None] != tgt[None, :]

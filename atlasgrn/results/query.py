@@ -40,18 +40,26 @@ def _filter(regulator: str | None, target: str | None, dataset: str | None
     return expr
 
 
-def top_rows(batches: Iterable[pa.RecordBatch], n: int, schema: pa.Schema) -> pa.Table:
-    """The ``n`` highest-scoring rows of a stream of batches, in :data:`ORDER` (bounded)."""
+def top_rows(batches: Iterable[pa.RecordBatch], n: int, schema: pa.Schema,
+             score: str = "score") -> pa.Table:
+    """The ``n`` highest-scoring rows of a stream of batches, strongest first, ties broken by
+    name (:data:`ORDER`), whatever the batch boundaries.
+
+    After each batch the candidates are cut to those scoring at least the n-th best score, then
+    sorted and cut to n: memory is n rows plus one batch (plus rows tied at the cut-off).
+    """
+    order = [(score, "descending"), *[o for o in ORDER[1:] if o[0] in schema.names]]
     best = schema.empty_table()
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        both = pa.concat_tables([best, pa.Table.from_batches([batch], schema=schema)])
+        both = pa.concat_tables([best, pa.Table.from_batches([batch]).cast(schema)])
         if both.num_rows > n:
-            keep = np.argpartition(-both["score"].to_numpy(zero_copy_only=False), n - 1)[:n]
-            both = both.take(pa.array(np.sort(keep)))
-        best = both
-    return best.sort_by([o for o in ORDER if o[0] in schema.names]).slice(0, n)
+            s = both[score].to_numpy()
+            cut = np.partition(s, len(s) - n)[len(s) - n]
+            both = both.filter(pa.array(s >= cut)).sort_by(order).slice(0, n)
+        best = both.combine_chunks()
+    return best.sort_by(order).slice(0, n)
 
 
 def select_edges(run: Run, *, regulator: str | None = None, target: str | None = None,

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,7 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from ..errors import AtlasgrnError
+from ..edgelist import read_edge_list
+from .query import top_rows
 from .run import Run
 
 #: Rows per record batch of every streamed read: the unit of memory besides the accumulators.
@@ -40,8 +40,6 @@ READAHEAD = {"fragment_readahead": 1, "batch_readahead": 4}
 #: Column-name pairs read as (source, target) in a reference file, case-insensitive, first
 #: match wins. The names ``training.prior.read_prior`` knows; not imported from there because
 #: that module loads torch (seconds) to read a CSV.
-REFERENCE_COLUMNS = (("source", "target"), ("gene1", "gene2"), ("tf", "target"),
-                     ("regulator", "target"), ("from", "to"))
 
 
 @dataclass(frozen=True)
@@ -114,34 +112,14 @@ def score_histograms(run: Run, bins: int, batch_rows: int = BATCH_ROWS
 # ---------------------------------------------------------------------------------- top-k
 
 
-def _order(score: str) -> list[tuple[str, str]]:
-    return [(score, "descending"), ("source", "ascending"), ("target", "ascending")]
-
-
 def top_edges(table: ScoreTable, k: int, batch_rows: int = BATCH_ROWS) -> pa.Table:
-    """The ``k`` highest-scoring rows (``source``, ``target``, score), ties broken by name.
-
-    After each batch the candidates are cut to those scoring at least the k-th best score, then
-    sorted and cut to k: memory is k rows plus one batch (plus rows tied at the cut-off).
-    """
-    cols = ["source", "target", table.score]
-    order = _order(table.score)
-    best: pa.Table | None = None
-    for batch in table.batches(cols, batch_rows):
-        if batch.num_rows == 0:
-            continue
-        both = pa.Table.from_batches([batch]) if best is None else pa.concat_tables(
-            [best, pa.Table.from_batches([batch]).cast(best.schema)])
-        if both.num_rows > k:
-            s = both[table.score].to_numpy()
-            cut = np.partition(s, len(s) - k)[len(s) - k]
-            both = both.filter(pa.array(s >= cut)).sort_by(order).slice(0, k)
-        best = both.combine_chunks()
-    if best is None:
-        return pa.table({"source": pa.array([], pa.string()),
-                         "target": pa.array([], pa.string()),
-                         table.score: pa.array([], pa.float32())})
-    return best.sort_by(order).slice(0, k)
+    """The ``k`` highest-scoring rows (``source``, ``target``, score), ties broken by name:
+    :func:`atlasgrn.results.query.top_rows` over the table's batches (memory: k rows plus one
+    batch)."""
+    schema = pa.schema([("source", pa.string()), ("target", pa.string()),
+                        (table.score, pa.float32())])
+    return top_rows(table.batches(["source", "target", table.score], batch_rows), k, schema,
+                    score=table.score)
 
 
 def top_edge_sets(run: Run, k: int, batch_rows: int = BATCH_ROWS
@@ -233,36 +211,11 @@ def top_regulons(table: ScoreTable, n_targets: int, n_regulators: int,
 
 
 def read_reference(path: str | os.PathLike[str], option: str = "--reference") -> pd.DataFrame:
-    """``source``, ``target`` (str) of a CSV/TSV network: tab-separated for ``.tsv``/``.txt``
-    or a first line with a tab, else comma; columns by :data:`REFERENCE_COLUMNS`."""
-    p = Path(path)
-    remedy = ("give a CSV/TSV file with a header naming source,target (or Gene1,Gene2 / "
-              "TF,Target) columns")
-    if not p.is_file():
-        raise AtlasgrnError("reference network file not found", path=str(p), key=option,
-                            remedy=remedy)
-    try:
-        with open(p, "rb") as fh:
-            first = fh.readline()
-        name = p.name.lower().removesuffix(".gz")
-        tab = name.endswith((".tsv", ".txt")) or (b"\t" in first and b"," not in first)
-        frame = pd.read_csv(p, sep="\t" if tab else ",", dtype=str)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise AtlasgrnError(f"cannot read the reference network ({exc})", path=str(p),
-                            key=option, remedy=remedy) from None
-    lower = {str(c).strip().lower(): c for c in frame.columns}
-    pair = next(((a, b) for a, b in REFERENCE_COLUMNS if a in lower and b in lower), None)
-    if pair is None:
-        raise AtlasgrnError(f"no source/target columns; found {list(frame.columns)[:6]}",
-                            path=str(p), key=option, remedy=remedy)
-    frame = frame[[lower[pair[0]], lower[pair[1]]]].dropna()
-    frame.columns = ["source", "target"]
-    frame = frame.assign(source=frame.source.str.strip(), target=frame.target.str.strip())
-    frame = frame[(frame.source != "") & (frame.target != "")].drop_duplicates()
-    if frame.empty:
-        raise AtlasgrnError("the reference network has no edges", path=str(p), key=option,
-                            remedy=remedy)
-    return frame.reset_index(drop=True)
+    """``source``, ``target`` (str) of a CSV/TSV network (:func:`atlasgrn.edgelist.read_edge_list`,
+    the reader of ``train-translator --prior``)."""
+    return read_edge_list(path, option=option, what="reference network",
+                          remedy="give a CSV/TSV file with a header naming source,target (or "
+                                 "Gene1,Gene2 / TF,Target) columns")
 
 
 @dataclass(frozen=True)

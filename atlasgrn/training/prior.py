@@ -29,6 +29,7 @@ import pandas as pd
 from ..bench.genelink import NetworkSet
 from ..bench.splits import training_pairs
 from ..digest import file_sha256
+from ..edgelist import read_edge_list
 from ..errors import AtlasgrnError
 from ..features import CacheStats, FeatureSpec, build_universe, compute_table
 from ..features.spec import DEFAULT_KINDS
@@ -39,58 +40,16 @@ from ..translator.model import Translator
 from ..translator.threads import torch_threads
 from ..translator.train import TranslatorConfig, split_by_group, train_translator
 
-#: Column-name pairs recognised as (source, target), case-insensitive, first match wins.
-KNOWN_COLUMNS = (("source", "target"), ("gene1", "gene2"), ("tf", "target"),
-                 ("regulator", "target"), ("from", "to"))
-
 
 def read_prior(path: str | os.PathLike[str], source_col: str | None = None,
                target_col: str | None = None, header: bool = True) -> pd.DataFrame:
-    """Edges ``source,target`` (str) of a CSV/TSV prior; separator sniffed from the extension
-    (``.tsv``/``.txt``: tab) or the first line. ``header=False`` takes columns 1 and 2."""
-    path = Path(path)
-    if not path.is_file():
-        raise AtlasgrnError("prior network file not found", path=str(path), key="--prior",
-                            remedy="give a CSV/TSV file with source and target columns")
-    name = path.name.lower().removesuffix(".gz")
-    sep = "\t" if name.endswith((".tsv", ".txt")) else ","
-    try:
-        frame = pd.read_csv(path, sep=sep, header=0 if header else None, dtype=str,
-                            comment=None)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise AtlasgrnError(f"cannot read the prior ({exc})", path=str(path), key="--prior",
-                            remedy="give a CSV/TSV file with source and target columns") from None
-    if not header:
-        if frame.shape[1] < 2:
-            raise AtlasgrnError("the prior has fewer than 2 columns", path=str(path),
-                                key="column 2", remedy="put source and target in columns 1-2")
-        frame = frame.iloc[:, :2]
-        frame.columns = ["source", "target"]
-    else:
-        lower = {str(c).strip().lower(): c for c in frame.columns}
-        if source_col or target_col:
-            pick = (source_col or "source", target_col or "target")
-            cols = [c if c in frame.columns else lower.get(c.lower()) for c in pick]
-        else:
-            pair = next(((a, b) for a, b in KNOWN_COLUMNS if a in lower and b in lower), None)
-            cols = [lower[pair[0]], lower[pair[1]]] if pair else [None, None]
-            pick = pair or ("source", "target")
-        missing = [p for p, c in zip(pick, cols) if c is None]
-        if missing:
-            raise AtlasgrnError(f"no '{missing[0]}' column; found {list(frame.columns)[:6]}",
-                                path=str(path), key=missing[0],
-                                remedy="name the columns source,target (or Gene1,Gene2 / "
-                                       "TF,Target), pass --source-col/--target-col, or "
-                                       "--no-header for headerless files like TRRUST")
-        frame = frame[cols]
-        frame.columns = ["source", "target"]
-    frame = frame.dropna()
-    frame = frame.assign(source=frame.source.str.strip(), target=frame.target.str.strip())
-    frame = frame[(frame.source != "") & (frame.target != "")].drop_duplicates()
-    if frame.empty:
-        raise AtlasgrnError("the prior has no edges", path=str(path), key="--prior",
-                            remedy="check the file and its columns")
-    return frame.reset_index(drop=True)
+    """Edges ``source,target`` (str) of a CSV/TSV prior (:func:`atlasgrn.edgelist.read_edge_list`;
+    ``header=False`` takes columns 1 and 2)."""
+    return read_edge_list(path, option="--prior", what="prior network",
+                          remedy="name the columns source,target (or Gene1,Gene2 / TF,Target), "
+                                 "pass --source-col/--target-col, or --no-header for headerless "
+                                 "files like TRRUST",
+                          source_col=source_col, target_col=target_col, header=header)
 
 
 def read_gene_list(path: str | os.PathLike[str]) -> list[str]:
