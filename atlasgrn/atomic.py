@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from .objectstore import BUCKET_SCHEMES, with_retries
+
 TEMP_MARK = ".tmp-"
 
 
@@ -75,20 +77,13 @@ def write_atomic(target: str | os.PathLike[str], write: Callable[[BinaryIO], obj
     on that filesystem (local filesystems still go through the temporary-file rename).
     """
     if fs is not None and not _is_local_fs(fs):
-        parent = os.fspath(target).rsplit("/", 1)[0]
-        fs.makedirs(parent, exist_ok=True)
-        with fs.open(os.fspath(target), "wb") as fh:
-            write(fh)
+        _put(fs, os.fspath(target), write)
         return
     if fs is None and is_remote(target):
         import fsspec
 
         fs, path = fsspec.core.url_to_fs(os.fspath(target))
-        parent = path.rsplit("/", 1)[0]
-        if parent and parent != path:
-            fs.makedirs(parent, exist_ok=True)
-        with fs.open(path, "wb") as fh:
-            write(fh)
+        _put(fs, path, write)
         return
 
     def via_handle(tmp: str) -> None:
@@ -96,6 +91,29 @@ def write_atomic(target: str | os.PathLike[str], write: Callable[[BinaryIO], obj
             write(fh)
 
     write_path_atomic(target, via_handle)
+
+
+def _put(fs: Any, path: str, write: Callable[[BinaryIO], object]) -> None:
+    """One object, one PUT (atomic by itself), retried as a whole on transient errors.
+
+    Object stores have no directories, and ``makedirs`` on s3fs or gcsfs would *create a
+    bucket* that does not exist: only filesystems with real directories get their parents.
+    """
+    if not _has_buckets(fs):
+        parent = path.rsplit("/", 1)[0]
+        if parent and parent != path:
+            fs.makedirs(parent, exist_ok=True)
+
+    def put_once() -> None:
+        with fs.open(path, "wb") as fh:
+            write(fh)
+
+    with_retries(put_once, what=f"writing {path}")
+
+
+def _has_buckets(fs: Any) -> bool:
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return bool(set(BUCKET_SCHEMES) & set(protocols))
 
 
 def write_bytes_atomic(target: str | os.PathLike[str], data: bytes, *, fs: Any = None) -> None:

@@ -46,6 +46,14 @@ def _gpus(text: str) -> str | float:
         raise argparse.ArgumentTypeError("expected 'auto' or a number of GPUs") from None
 
 
+def _resource(text: str) -> tuple[str, float]:
+    name, sep, amount = text.partition("=")
+    try:
+        return name.strip(), float(amount) if sep else 1.0
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected NAME=AMOUNT, e.g. gpu_pool=1") from None
+
+
 def _background(text: str) -> str | float:
     if text == "profile":
         return text
@@ -101,6 +109,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "has or can get GPU nodes, else CPU replicas (default: %(default)s)")
     p.add_argument("--cpus-per-replica", type=float, default=default("cpus_per_replica"),
                    help="CPUs per replica (also its torch threads)")
+    p.add_argument("--replica-resource", type=_resource, action="append", default=None,
+                   metavar="NAME=AMOUNT", dest="replica_resources",
+                   help="a custom Ray resource each replica requests (repeatable): pins the "
+                        "replicas to nodes started with it, e.g. --resources '{\"gpu_pool\": 4}'")
     p.add_argument("--vvp-grid", type=_floats, default=default("vvp_grid"), metavar="X,X,...",
                    help=f"VVP grid; {as_trained}")
     p.add_argument("--gdt-levels", type=_floats, default=default("gdt_levels"),
@@ -157,7 +169,9 @@ def config_from_args(args: argparse.Namespace):
                      max_regulators=max_regulators,
                      source_block=args.source_block, target_block=args.target_block,
                      replicas=args.replicas, gpus_per_replica=args.gpus_per_replica,
-                     cpus_per_replica=args.cpus_per_replica, vvp_grid=args.vvp_grid,
+                     cpus_per_replica=args.cpus_per_replica,
+                     replica_resources=tuple(args.replica_resources or ()),
+                     vvp_grid=args.vvp_grid,
                      gdt_levels=args.gdt_levels, gdt_reading=args.gdt_reading,
                      background=args.background, context_len=args.context_len,
                      retries=args.retries, read_tasks=args.read_tasks,
@@ -261,8 +275,8 @@ def _print_summary(out_uri: str, top: int) -> None:
     from .engine.output import RunOutput
 
     out = RunOutput(out_uri)
-    print(f"edges (hive-partitioned Parquet): {out.path('edges')}")
-    print(f"consensus: {out.path('consensus')}; manifest: {out.path('manifest.json')}")
+    print(f"edges (hive-partitioned Parquet): {out.url('edges')}")
+    print(f"consensus: {out.url('consensus')}; manifest: {out.url('manifest.json')}")
     for line in _guidance_lines(out):
         print(line)
     if top > 0:

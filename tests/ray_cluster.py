@@ -31,10 +31,13 @@ class Head:
 
 
 @contextmanager
-def ray_head(num_cpus: int = 2, num_gpus: int = 0) -> Iterator[Head]:
+def ray_head(num_cpus: int = 2, num_gpus: int = 0,
+             extra_env: dict[str, str] | None = None) -> Iterator[Head]:
+    """``extra_env`` reaches every worker of the cluster (e.g. the object-store endpoint, as
+    a real cluster's node configuration would set it)."""
     temp = Path("/tmp") / f"rayt{os.getpid()}_{free_port()}"  # short: socket paths <= 107 bytes
     # the job's `python` must be this interpreter (the cluster's workers inherit PATH)
-    env = dict(os.environ, RAY_AUTH_MODE="token",
+    env = dict(os.environ, **(extra_env or {}), RAY_AUTH_MODE="token",
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     env.pop("RAY_ADDRESS", None)
     gcs, dash = free_port(), free_port()
@@ -84,3 +87,32 @@ def stop(temp: Path) -> None:
             proc.kill()
         except psutil.NoSuchProcess:
             pass
+
+
+@dataclass(frozen=True)
+class Worker:
+    node_manager_port: int
+
+    def raylets(self, head: Head) -> list:
+        """This worker node's raylet process (its command line names its own port)."""
+        return [p for p in processes(head.temp, "raylet")
+                if f"--node_manager_port={self.node_manager_port}" in " ".join(p.cmdline())]
+
+
+def start_worker(head: Head, num_cpus: int, resources: dict[str, float]) -> Worker:
+    """``ray start --address`` a second node on this machine, with its own ports and custom
+    resources, token-authenticated like the head; stopped with the head (same temp dir)."""
+    import json
+
+    node_port = free_port()
+    low = 20000 + 200 * (node_port % 45)  # worker ports of its own, clear of the head's range
+    start = [RAY, "start", f"--address={head.gcs}", f"--min-worker-port={low}",
+             f"--max-worker-port={low + 199}", f"--num-cpus={num_cpus}", "--num-gpus=0",
+             f"--resources={json.dumps(resources)}", f"--node-manager-port={node_port}",
+             f"--object-manager-port={free_port()}", f"--metrics-export-port={free_port()}",
+             f"--dashboard-agent-listen-port={free_port()}",
+             f"--dashboard-agent-grpc-port={free_port()}",
+             f"--runtime-env-agent-port={free_port()}", f"--object-store-memory={200 * 2**20}",
+             "--disable-usage-stats"]
+    subprocess.run(start, env=head.env, check=True, capture_output=True, timeout=120)
+    return Worker(node_port)

@@ -15,7 +15,7 @@ import zarr
 from zarr.storage import LocalStore
 
 from atlasgrn.atlas import DatasetWriter, open_atlas
-from atlasgrn.atlas.retry import TransientReadError, is_transient, with_retries
+from atlasgrn.objectstore import TransientReadError, is_transient, with_retries
 from atlasgrn.errors import AtlasFormatError, AtlasgrnError, AtlasReadError, IngestError
 
 GENES = [f"GENE{i}" for i in range(60)]
@@ -226,6 +226,16 @@ def test_retry_policy_is_bounded_and_selective():
     assert is_transient(TransientReadError("x")) and is_transient(ConnectionResetError())
     assert not is_transient(FileNotFoundError()) and not is_transient(ValueError())
     assert not is_transient(KeyError("zarr.json"))
+
+
+def test_object_store_client_errors_are_transient_by_class_name():
+    """botocore/aiohttp errors are matched by the names in their class hierarchy (their
+    packages stay optional); this matching once compared ``type``'s name and never fired."""
+    EndpointConnectionError = type("EndpointConnectionError", (Exception,), {})
+    Wrapped = type("Wrapped", (EndpointConnectionError,), {})
+    assert is_transient(EndpointConnectionError("no route"))
+    assert is_transient(Wrapped("subclass of a transient client error"))
+    assert not is_transient(type("NoSuchBucket", (Exception,), {})("missing"))
 
 
 def test_bundled_atlas_is_opened_read_only_by_default():

@@ -20,8 +20,8 @@ import scipy.sparse as sp
 import zarr
 
 from ..errors import AtlasgrnError, AtlasReadError
+from ..objectstore import is_transient, with_retries
 from .layout import STATS_KEY, STATS_VERSION, dataset_path
-from .retry import is_transient, with_retries
 from .store import DatasetInfo
 
 #: Cells per chunk when computing streaming reductions (bounded memory whatever the size).

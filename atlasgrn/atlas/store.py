@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import zarr
 
 from ..errors import AtlasFormatError, AtlasgrnError
+from ..objectstore import check_bucket, permanent_error
 from .layout import DATASETS_GROUP, FORMAT_VERSION, ROOT_ATTR, dataset_path
 
 # zarr warns that sharding will become the default; our layout sets chunks explicitly.
@@ -44,6 +46,7 @@ def open_root(uri: str, mode: str = "r", storage_options: dict[str, Any] | None 
     kwargs: dict[str, Any] = {"mode": mode}
     if is_remote(uri):
         kwargs["storage_options"] = storage_options or {}
+        check_bucket(uri, "atlas")  # a missing bucket or denied access, said as such
     try:
         if mode == "r":
             return zarr.open_group(uri, **kwargs)
@@ -54,6 +57,11 @@ def open_root(uri: str, mode: str = "r", storage_options: dict[str, Any] | None 
     except (ValueError, TypeError, KeyError) as exc:
         raise AtlasFormatError(f"not a Zarr store ({exc})", path=uri,
                                remedy="pass the .zarr directory of an atlas") from None
+    except OSError as exc:
+        error = permanent_error(exc, uri, "atlas")
+        if error is None:
+            raise
+        raise error from None
 
 
 def read_root_meta(root: zarr.Group, uri: str) -> dict[str, Any]:
@@ -91,6 +99,11 @@ def create_or_open_for_write(uri: str, storage_options: dict[str, Any] | None = 
         if not os.path.isdir(parent):
             raise AtlasgrnError("parent directory does not exist", path=uri,
                                 remedy=f"create {parent} first")
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".atlasgrn-probe-", dir=parent))
+        except OSError as exc:
+            raise AtlasgrnError(f"cannot create the atlas ({exc.strerror} in {parent})",
+                                path=uri, remedy="choose a writable location") from None
     else:
         try:
             root = open_root(uri, mode="r", storage_options=storage_options)

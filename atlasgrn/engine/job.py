@@ -25,6 +25,8 @@ from ..features import FeatureSpec
 from ..models import load_model
 from ..models.checkpoint import bundled_model_dir
 from ..models.interface import GeneModel
+from ..objectstore import check_bucket, retries_seen, with_retries
+from ..outdir import check_writable
 from ..translator import Translator
 from ..translator.bundled import bundled_translator_dir, load_translator
 from ..translator.checkpoint import JSON_NAME, WEIGHTS_NAME
@@ -107,6 +109,8 @@ class JobResult:
 def prepare(config: RunConfig) -> Prepared:
     """Resolve and check every input; raises :class:`AtlasgrnError` on bad input."""
     config.validate()
+    check_bucket(config.atlas, "atlas")
+    check_bucket(config.out, "--out")  # s3fs would create a missing bucket on the first write
     model_dir = str(config.model) if config.model else str(bundled_model_dir())
     if not Path(model_dir).is_dir():
         raise AtlasgrnError("model directory not found", path=model_dir, key="--model",
@@ -163,15 +167,21 @@ def claim_output(out: RunOutput, run_hash: str) -> dict[str, Any] | None:
     Another run's output (a different configuration or inputs) is never touched: it is bad
     input, reported before anything is written.
     """
-    if out.fs.isfile(out.root):
+    if out.isfile(out.root):
         raise AtlasgrnError("is a file, not a directory", path=out.uri, key="--out",
                             remedy="give --out a directory (new, empty, or an earlier run)")
+    if out.local:
+        check_writable(out.root, "--out")
     old = None
     try:
         old = read_manifest(out)
     except ValueError:
         raise AtlasgrnError("manifest.json is not valid JSON", path=out.path(MANIFEST),
                             remedy="choose another --out") from None
+    if old is not None and not isinstance(old, dict):
+        raise AtlasgrnError(f"manifest.json holds a JSON {type(old).__name__}, not an atlasgrn "
+                            "run's manifest (an object)", path=out.path(MANIFEST), key="--out",
+                            remedy="choose another --out")
     if old is not None:
         if old.get("run_hash") != run_hash:
             raise AtlasgrnError(f"the output directory holds another run (run_hash "
@@ -247,6 +257,7 @@ def _run_round(prep: Prepared, specs: list[BlockSpec], placement: Placement, pro
     ds = ds.map_batches(
         BlockScorer, batch_size=1, compute=ActorPoolStrategy(size=cfg.replicas),
         num_gpus=gpus if gpus > 0 else None, num_cpus=placement.cpus,
+        resources=dict(cfg.replica_resources) or None,
         fn_constructor_kwargs={"model_dir": prep.model_dir, "translator_dir": prep.translator_dir,
                                "spec": prep.spec, "out_uri": cfg.out,
                                "fault_marker": fault_marker, "run_key": key},
@@ -274,6 +285,7 @@ def run_job(config: RunConfig, *, prepared: Prepared | None = None,
     ``config.start_timeout_s``) is written to the manifest and returned, like ``failed``.
     """
     t_start = time.perf_counter()
+    driver_retries_before = retries_seen()
     prep = prepared or prepare(config)
     out = RunOutput(config.out)
     old = claim_output(out, prep.run_hash)
@@ -287,7 +299,8 @@ def run_job(config: RunConfig, *, prepared: Prepared | None = None,
         started_here = connect(config.address, log)
         try:
             placement = place_replicas(config.gpus_per_replica, config.cpus_per_replica,
-                                       *node_shapes(), start_timeout_s=config.start_timeout_s)
+                                       *node_shapes(), start_timeout_s=config.start_timeout_s,
+                                       resources=dict(config.replica_resources))
         except AtlasgrnError:
             if started_here:
                 import ray
@@ -351,7 +364,11 @@ def run_job(config: RunConfig, *, prepared: Prepared | None = None,
                     "replica_busy_seconds": round(busy_s, 3),
                     "probe_seconds": round(sum(float(r["probe_seconds"]) for r in ok_rows), 3),
                     "gpu_hours": round(busy_s * gpus / 3600, 6),
-                    "devices": sorted({f"{r['device']}:{r['gpu_ids']}" for r in ok_rows})})
+                    "devices": sorted({f"{r['device']}:{r['gpu_ids']}" for r in ok_rows}),
+                    # transient object-store errors retried (all recovered, or the run failed)
+                    "io_retries": {
+                        "replicas": sum(int(r.get("io_retries", 0)) for r in summaries),
+                        "driver": retries_seen() - driver_retries_before}})
     rows_written = sum(int(r["rows"]) for r in ok_rows)
     attempt["cost"] = cost_estimate_vs_actual(ok_rows, prep.n_pairs - sum(
         s.n_pairs for s in specs if s.block_id in done_before), gpus)
@@ -370,6 +387,7 @@ def run_job(config: RunConfig, *, prepared: Prepared | None = None,
     edge_rows = int(_count_edges(out))
     attempt.update({"status": "complete", "consensus_seconds": round(time.perf_counter()
                                                                       - t_cons, 3)})
+    attempt["io_retries"]["driver"] = retries_seen() - driver_retries_before  # consensus too
     write_manifest(out, _manifest(prep, "complete", attempts, {
         "blocks": {"planned": len(specs), "done": len(specs), "failed": 0},
         "rows_written": {"edges": edge_rows, "consensus": cons_rows},
@@ -420,5 +438,5 @@ def cost_estimate_vs_actual(rows: list[dict[str, Any]], pairs: int, gpus_per_rep
 
 def _count_edges(out: RunOutput) -> int:
     from .output import edges_dataset
-    return edges_dataset(out).count_rows()
+    return with_retries(lambda: edges_dataset(out).count_rows(), what="counting edges")
 

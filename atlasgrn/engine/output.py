@@ -23,6 +23,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from ..atomic import is_temp_name, write_atomic
+from ..objectstore import with_retries
 from .plan import BlockSpec
 
 EDGE_KEYS = (("source", pa.string()), ("target", pa.string()), ("score", pa.float32()))
@@ -47,18 +48,29 @@ class RunOutput:
     def path(self, *parts: str) -> str:
         return "/".join([self.root.rstrip("/"), *parts])
 
+    def url(self, *parts: str) -> str:
+        """What to show a user: a local path, or the full URL (``s3://bucket/...``) that
+        :meth:`path`'s bucket-relative form would lose."""
+        p = self.path(*parts)
+        return p if self.local else self.fs.unstrip_protocol(p)
+
     def edge_path(self, spec: BlockSpec) -> str:
         return self.path("edges", f"dataset={spec.dataset}", f"{spec.file_stem}.parquet")
 
     def exists(self, path: str) -> bool:
-        return self.fs.exists(path)
+        return with_retries(lambda: self.fs.exists(path), what=f"checking {path}")
+
+    def isfile(self, path: str) -> bool:
+        return with_retries(lambda: self.fs.isfile(path), what=f"checking {path}")
 
     def listdir(self, *parts: str) -> list[str]:
         """Names (not paths) directly under ``parts``; empty when it does not exist."""
         d = self.path(*parts)
-        if not self.fs.exists(d):
+        if not self.exists(d):
             return []
-        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(d, detail=False))
+        self.fs.invalidate_cache()  # a listing cached before a write would miss the new file
+        listed = with_retries(lambda: self.fs.ls(d, detail=False), what=f"listing {d}")
+        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in listed)
 
     def done_blocks(self, specs: Iterable[BlockSpec]) -> set[str]:
         """Block ids whose edge file already exists (complete, by construction)."""
@@ -82,7 +94,7 @@ class RunOutput:
         for part in self.listdir("edges"):
             for name in self.listdir("edges", part):
                 if is_temp_name(name):
-                    self.fs.rm(self.path("edges", part, name))
+                    self.remove(self.path("edges", part, name))
                     n += 1
         return n
 
@@ -98,12 +110,14 @@ class RunOutput:
         write_atomic(path, write, fs=self.fs)
 
     def read_text(self, path: str) -> str:
-        with self.fs.open(path, "r") as fh:
-            return fh.read()
+        def read() -> str:
+            with self.fs.open(path, "r") as fh:
+                return fh.read()
+        return with_retries(read, what=f"reading {path}")
 
     def remove(self, path: str) -> None:
-        if self.fs.exists(path):
-            self.fs.rm(path)
+        if self.exists(path):
+            with_retries(lambda: self.fs.rm(path), what=f"removing {path}")
 
 
 def edge_schema(kinds: Sequence[str]) -> pa.Schema:
@@ -124,7 +138,12 @@ def edges_table(sources: np.ndarray, targets: np.ndarray, score: np.ndarray,
 
 
 def edges_dataset(out: RunOutput) -> pads.Dataset:
-    """``edges/`` as a hive-partitioned dataset (a ``dataset`` string column from the paths)."""
+    """``edges/`` as a hive-partitioned dataset (a ``dataset`` string column from the paths).
+
+    Replicas publish edge files from other processes, so the driver's cached listings (s3fs
+    keeps one per directory) are dropped first: a stale listing made pyarrow open a file by a
+    size it did not know, and fail, on a resumed S3 run."""
+    out.fs.invalidate_cache()  # s3fs drops only the path and its parents, not children
     return pads.dataset(out.path("edges"), format="parquet", filesystem=out.fs,
                         partitioning=pads.partitioning(pa.schema([("dataset", pa.string())]),
                                                        flavor="hive"))
@@ -162,10 +181,11 @@ def write_consensus(out: RunOutput, sources: Sequence[str] | None = None,
     own: memory is bounded by one part, not the atlas. Returns rows written. Parts of an
     earlier, larger layout are removed so readers never mix two aggregations.
     """
-    dataset = edges_dataset(out)
-    n_rows = dataset.count_rows()
+    dataset = with_retries(lambda: edges_dataset(out), what="listing the edge files")
+    n_rows = with_retries(dataset.count_rows, what="counting edges")
     if sources is None:
-        sources = pc.unique(dataset.to_table(columns=["source"])["source"]).to_pylist()
+        sources = pc.unique(with_retries(lambda: dataset.to_table(columns=["source"]),
+                                         what="reading sources")["source"]).to_pylist()
     uniq = sorted(set(sources))
     n_parts = max(1, min(len(uniq), -(-n_rows // max(1, rows_per_part))))
     bounds = np.linspace(0, len(uniq), n_parts + 1).astype(int)
@@ -176,8 +196,9 @@ def write_consensus(out: RunOutput, sources: Sequence[str] | None = None,
         if not chunk:
             continue
         flt = (pc.field("source") >= chunk[0]) & (pc.field("source") <= chunk[-1])
-        part = _consensus_part(dataset.to_table(columns=["source", "target", "score",
-                                                         "dataset"], filter=flt))
+        part = _consensus_part(with_retries(
+            lambda flt=flt: dataset.to_table(columns=["source", "target", "score", "dataset"],
+                                             filter=flt), what="reading edges for the consensus"))
         name = f"part-{i:05d}.parquet"
         out.write_table_atomic(out.path("consensus", name), part)
         names.add(name)

@@ -23,12 +23,13 @@ import numpy as np
 
 from ..digest import model_sha256
 from ..features import FeatureSpec
+from ..objectstore import retries_seen
 from .output import RunOutput
 from .plan import BlockSpec
 from .watchdog import start_heartbeat
 
 SUMMARY_COLUMNS = ("block_id", "dataset", "status", "rows", "pairs", "seconds",
-                   "probe_seconds", "error", "gpu_ids", "pid", "device")
+                   "probe_seconds", "error", "gpu_ids", "pid", "device", "io_retries")
 
 
 def _assigned_cpus() -> float:
@@ -124,6 +125,7 @@ class BlockScorer:
             profile = (dict(zip(genes, (float(v) for v in batch["profile_values"][i])))
                        if genes else None)
             t0 = time.perf_counter()
+            retries_before = retries_seen()
             status, error, n_rows, probe_s = "ok", "", 0, 0.0
             try:
                 table, probe_s = score_block(self.model, self.translator, self.spec, spec,
@@ -140,6 +142,7 @@ class BlockScorer:
                              ("status", status), ("rows", n_rows), ("pairs", spec.n_pairs),
                              ("seconds", secs), ("probe_seconds", probe_s), ("error", error),
                              ("gpu_ids", self.gpu_ids), ("pid", os.getpid()),
-                             ("device", self.device)):
+                             ("device", self.device),
+                             ("io_retries", retries_seen() - retries_before)):
                 rows[col].append(val)
         return rows

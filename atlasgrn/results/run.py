@@ -17,6 +17,7 @@ import pyarrow.dataset as pads
 
 from ..engine.output import MANIFEST, SUCCESS, RunOutput, edges_dataset
 from ..errors import AtlasgrnError
+from ..objectstore import check_bucket
 
 
 @dataclass
@@ -60,8 +61,9 @@ class Run:
 
 def open_run(uri: str, *, allow_partial: bool = False) -> Run:
     """Open a run directory; not a run, or a partial one without ``allow_partial``, is one line."""
+    check_bucket(uri, "RUN")
     out = RunOutput(uri)
-    if out.fs.isfile(out.root):
+    if out.isfile(out.root):
         raise AtlasgrnError("is a file, not a run directory", path=uri,
                             remedy="give the --out directory of a build")
     if not out.exists(out.path(MANIFEST)):
@@ -72,6 +74,10 @@ def open_run(uri: str, *, allow_partial: bool = False) -> Run:
     except ValueError:
         raise AtlasgrnError("manifest.json is not valid JSON", path=out.path(MANIFEST),
                             remedy="rerun the build into a new --out") from None
+    if not isinstance(manifest, dict):
+        raise AtlasgrnError(f"manifest.json holds a JSON {type(manifest).__name__}, not a run's "
+                            "manifest", path=out.path(MANIFEST),
+                            remedy="give the --out directory of `python -m atlasgrn.run`")
     complete = out.exists(out.path(SUCCESS))
     if not complete and not allow_partial:
         raise AtlasgrnError(f"the run is partial (status {manifest.get('status', '?')!r}, no "

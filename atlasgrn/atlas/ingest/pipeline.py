@@ -23,6 +23,7 @@ from ..layout import (
     check_dataset_name,
     dataset_path,
 )
+from ..opened import open_atlas
 from ..store import DatasetInfo, _local_path, is_remote, open_root, read_root_meta
 from ..symbols import VocabMapping, map_to_vocab
 from ..writer import DatasetWriter
@@ -128,6 +129,10 @@ def ingest_file(atlas_uri: str | os.PathLike[str], name: str, path: str | os.Pat
                     writer.append(plan.apply(block), cell_names=cells, obs=obs)
                     shown.update(work=block.shape[0], n=block.shape[0])
                 info = writer.commit()
+            # per-gene statistics cached in the store now, while it is ours to write: a job on
+            # this atlas (read-only, perhaps in a bucket) then reads them instead of
+            # streaming the whole matrix again on every run
+            open_atlas(atlas_uri, writable=True).dataset(name).gene_stats()
         except BaseException:
             if not existed:
                 _remove_if_empty(atlas_uri)
