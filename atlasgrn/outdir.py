@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatch
@@ -59,6 +60,30 @@ def _read_marker(path: Path) -> dict[str, list[str]] | None:
     return {str(k): [str(n) for n in v] for k, v in files.items() if isinstance(v, list)}
 
 
+def check_writable(path: str | os.PathLike[str], option: str = "--out") -> None:
+    """Refuse, in one line, an output that cannot be created or written, before any work.
+
+    The nearest existing ancestor must be a directory in which this process can really create
+    an entry: a hidden probe directory is made and removed at once (``os.access`` says yes to
+    root on read-only or virtual filesystems such as /proc). Nothing is left behind."""
+    target = Path(path)
+    probe = target
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise AtlasgrnError(f"cannot write into {probe}: it is a file", path=str(target),
+                            key=option, remedy=f"choose a writable location for {option}")
+    if probe == target and not os.access(probe, os.W_OK | os.X_OK):
+        raise AtlasgrnError("cannot write into it (permission denied)", path=str(target),
+                            key=option, remedy=f"choose a writable location for {option}")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".atlasgrn-probe-", dir=probe))
+    except OSError as exc:
+        raise AtlasgrnError(f"cannot write into {probe} ({exc.strerror})",
+                            path=str(target), key=option,
+                            remedy=f"choose a writable location for {option}") from None
+
+
 def claim_output_dir(path: str | os.PathLike[str], kind: str, files: Iterable[str], *,
                      overwrite: bool = False, option: str = "--out",
                      recognise: Callable[[Path], Iterable[str]] | None = None) -> Claimed:
@@ -74,6 +99,7 @@ def claim_output_dir(path: str | os.PathLike[str], kind: str, files: Iterable[st
         raise AtlasgrnError("is a file, not a directory", path=str(out), key=option,
                             remedy=f"give {option} a directory (new, empty, or an earlier "
                                    f"{kind} output)")
+    check_writable(out, option)
     present = sorted(p.name for p in out.iterdir() if not is_temp_name(p.name)) \
         if out.is_dir() else []
     present = [n for n in present if n != MARKER]
@@ -110,11 +136,5 @@ def claim_output_file(path: str | os.PathLike[str], *, overwrite: bool = False,
     if target.exists() and not overwrite:
         raise AtlasgrnError("the file exists", path=str(target), key=option,
                             remedy="choose another name, or pass --overwrite to replace it")
-    parent = target.parent if str(target.parent) else Path(".")
-    probe = parent
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise AtlasgrnError(f"cannot write into {probe}", path=str(target), key=option,
-                            remedy=f"choose a writable location for {option}")
+    check_writable(target.parent if str(target.parent) else Path("."), option)
     return target

@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
                           patience=args.patience, seed=args.seed, precision=args.precision,
                           log_every=args.log_every,
                           warmup_steps=warmup))
+    from ..atlas import open_atlas
     from ..models.checkpoint import (
         CONFIG_FILE,
         VOCAB_FILE,
@@ -110,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     out = claim_output_dir(args.out, "model", files, overwrite=args.overwrite,
                            recognise=lambda p: checkpoint_files_in(p) + (
                                [STATE_DIR] if (p / STATE_DIR).is_dir() else []))
+    open_atlas(args.atlas)  # a missing or malformed atlas is refused before --out is created
     out.record([STATE_DIR])  # claimed before training: a resumed run finds its own state
     result = pretrain_atlas(args.atlas, args.out, opts, device=args.device, resume=args.resume,
                             log=lambda line: print(line, flush=True))
