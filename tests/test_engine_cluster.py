@@ -82,3 +82,14 @@ def test_ipv6_addresses_are_understood():
 
     assert _host_port("[::1]:6379") == ("::1", 6379)
     assert _host_port("10.0.0.1:6379") == ("10.0.0.1", 6379)
+
+
+def test_a_replica_resource_pins_placement_to_the_nodes_that_have_it():
+    pool_node = {"CPU": 2.0, "pool": 1.0}
+    p = place_replicas("auto", 1.0, [{"CPU": 8.0, "GPU": 1.0}, pool_node],
+                       resources={"pool": 1.0})
+    assert p.gpus == 0.0  # the GPU node lacks the resource: the replicas run where it is
+    with pytest.raises(AtlasgrnError) as err:
+        place_replicas("auto", 1.0, CPU_HEAD, resources={"pool": 1.0})
+    assert "--replica-resource pool=1 asked" in str(err.value)
+    assert err.value.key == "--replica-resource"

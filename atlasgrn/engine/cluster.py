@@ -175,7 +175,8 @@ def _describe(shapes: Sequence[Mapping[str, float]]) -> str:
 
 def place_replicas(gpus: float | str, cpus: float, live: Sequence[Mapping[str, float]],
                    possible: Sequence[Mapping[str, float]] = (), *,
-                   start_timeout_s: float = 300.0) -> Placement:
+                   start_timeout_s: float = 300.0,
+                   resources: Mapping[str, float] | None = None) -> Placement:
     """Resolve ``auto`` and refuse a request no node shape meets (see the module docstring).
 
     ``live`` are the shapes of nodes that are up, ``possible`` those of node types the
@@ -183,6 +184,15 @@ def place_replicas(gpus: float | str, cpus: float, live: Sequence[Mapping[str, f
     :data:`AUTOSCALE_START_S`.
     """
     shapes = [*live, *possible]
+    for name, amount in (resources or {}).items():
+        if not any(float(s.get(name, 0)) >= amount for s in shapes):
+            raise AtlasgrnError(f"--replica-resource {name}={amount:g} asked, but no node has "
+                                f"or can get it (nodes: {_describe(shapes)})",
+                                key="--replica-resource",
+                                remedy=f"start the replicas' nodes with --resources "
+                                       f"'{{\"{name}\": N}}', or drop --replica-resource")
+        shapes = [s for s in shapes if float(s.get(name, 0)) >= amount]
+        live = [s for s in live if float(s.get(name, 0)) >= amount]
 
     def fits(g: float, shape: Mapping[str, float]) -> bool:
         return float(shape.get("CPU", 0)) >= cpus and float(shape.get("GPU", 0)) >= g

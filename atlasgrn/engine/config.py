@@ -19,7 +19,7 @@ from ..errors import AtlasgrnError
 
 #: Fields that change only the execution, never a byte of the edges.
 EXECUTION_FIELDS = frozenset({"out", "address", "replicas", "gpus_per_replica",
-                              "cpus_per_replica", "retries", "read_tasks", "progress_every_s",
+                              "cpus_per_replica", "replica_resources", "retries", "read_tasks", "progress_every_s",
                               "start_timeout_s", "consensus_rows_per_part"})
 #: Probe options: checked against the translator's feature spec, never a second source of truth.
 #: Option name -> FeatureSpec field.
@@ -59,6 +59,9 @@ class RunConfig:
     replicas: int = 1
     gpus_per_replica: float | str = "auto"
     cpus_per_replica: float = 1.0
+    #: custom Ray resources each replica requests, as (name, amount) pairs: they pin replicas
+    #: to node types that advertise them (e.g. ``gpu_pool`` on spot GPU nodes)
+    replica_resources: tuple[tuple[str, float], ...] = ()
     vvp_grid: tuple[float, ...] | None = None
     gdt_levels: tuple[float, ...] | None = None
     gdt_reading: str | None = None
@@ -100,6 +103,13 @@ class RunConfig:
                 shown = f"{value:g}" if isinstance(value, float) else value
                 raise AtlasgrnError(f"{key} {shown} is out of range", key=key,
                                     remedy=f"give {key} {remedy}")
+        for name, amount in self.replica_resources:
+            if not name or name in ("CPU", "GPU") or not amount > 0:
+                raise AtlasgrnError(f"--replica-resource {name}={amount:g} is not a custom "
+                                    "resource request", key="--replica-resource",
+                                    remedy="give NAME=AMOUNT with a custom resource name and a "
+                                           "positive amount (CPUs and GPUs have their own "
+                                           "options)")
         if self.gdt_reading is not None and self.gdt_reading not in READINGS:
             raise AtlasgrnError(f"unknown GDT reading {self.gdt_reading!r}", key="--gdt-reading",
                                 remedy="use 'uniform' or 'source'")
@@ -121,6 +131,8 @@ class RunConfig:
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         known = {f.name for f in fields(cls)}
         kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in known}
+        if "replica_resources" in kw:
+            kw["replica_resources"] = tuple((str(n), float(a)) for n, a in kw["replica_resources"])
         return cls(**kw)
 
     def result_hash(self, resolved: dict[str, Any] | None = None) -> str:
