@@ -24,8 +24,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _submit(head, args: list[str]) -> subprocess.Popen:
-    cmd = [RAY, "job", "submit", "--address", head.dashboard, "--working-dir", str(REPO), "--",
-           "python", "-m", "atlasgrn.run", *args]
+    """``ray job submit`` without ``--working-dir``: both nodes run the installed package, as a
+    cluster's nodes run the image's (cluster/). With a working dir, the driver's lazily
+    imported modules went missing in two full-suite runs (ModuleNotFoundError:
+    atlasgrn.engine.datasource): two nodes on one machine share a session directory, and one
+    node's runtime-env agent can delete the unpacked working dir the other is importing from
+    (the symptom of ray-project/ray#49254)."""
+    cmd = [RAY, "job", "submit", "--address", head.dashboard, "--", "python", "-m",
+           "atlasgrn.run", *args]
     return subprocess.Popen(cmd, env=head.env, cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
