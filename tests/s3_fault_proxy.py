@@ -5,6 +5,8 @@ asks for a fault.
 - ``throttle(n, method, contains)``: the next ``n`` matching requests get ``503 SlowDown``, the
   answer S3 gives when a prefix is hot.
 - ``deny(contains)``: matching requests get ``403 AccessDenied`` until ``allow()``.
+- ``hold(method, contains)``: matching requests wait (the client sees a slow PUT) until
+  ``release()``, after which they are dropped unanswered: a publish caught mid-flight.
 - ``restart(down_s)``: the listening socket closes, connections are refused for ``down_s``
   seconds, then it listens again on the same port: what a client sees while an endpoint
   restarts (moto itself keeps its buckets, which a real restart of moto would lose).
@@ -63,6 +65,9 @@ class FaultProxy:
         self._rules: list[_Rule] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
+        self._hold: tuple[str, str] | None = None
+        self._released = threading.Event()
+        self.held = threading.Event()  # set when a request is being held
         self.port = 0
 
     # ------------------------------------------------------------------ faults
@@ -77,6 +82,15 @@ class FaultProxy:
     def allow(self) -> None:
         with self._lock:
             self._rules = [r for r in self._rules if r.status != 403]
+
+    def hold(self, method: str, contains: str) -> None:
+        self._released.clear()
+        self.held.clear()
+        self._hold = (method, contains)
+
+    def release(self) -> None:
+        self._hold = None
+        self._released.set()
 
     def pending_faults(self) -> int:
         with self._lock:
@@ -130,6 +144,12 @@ class FaultProxy:
                 path = self.path.split("?", 1)[0]
                 with proxy._lock:
                     proxy.stats.requests[self.command] += 1
+                hold = proxy._hold
+                if hold is not None and self.command == hold[0] and hold[1] in path:
+                    proxy.held.set()
+                    proxy._released.wait(timeout=120)
+                    self.close_connection = True  # dropped: the client never hears back
+                    return
                 rule = proxy._fault_for(self.command, path)
                 if rule is not None:
                     self._answer(rule.status, {"Content-Type": "application/xml"}, rule.body,

@@ -300,3 +300,42 @@ def test_object_store_bad_input_is_one_line_exit_2(case, s3_stack, s3_atlas, tmp
     assert says in lines[0], lines[0]
     assert {b["Name"] for b in direct.client().list_buckets()["Buckets"]} == buckets_before
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_a_driver_killed_while_publishing_leaves_a_partial_run_that_a_rerun_completes(
+        s3_stack, s3_atlas, s3_build, sim_world):
+    """The driver is SIGKILLed while its consensus PUT is in flight (held by the proxy, then
+    dropped): no ``_SUCCESS``, so readers refuse the prefix as partial; the rerun computes no
+    block again and publishes edges and consensus byte-identical to the clean build's."""
+    proxy, front, direct = s3_stack
+    url, bucket = s3_atlas
+    clean_prefix = s3_build[1]
+    prefix = "publish-killed/"
+    proxy.hold("PUT", f"/{bucket}/{prefix}consensus/")
+    args = _job_args(sim_world, url, f"s3://{bucket}/{prefix}")
+    proc = subprocess.Popen(args, cwd=REPO, env=_env(front), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert proxy.held.wait(timeout=300), "the consensus was never published"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proxy.release()
+    keys = direct.keys(bucket, prefix)
+    assert f"{prefix}_SUCCESS" not in keys and not any("consensus/" in k for k in keys)
+    partial = _cli(front, ["edges", f"s3://{bucket}/{prefix}", "--top", "3"])
+    assert partial.returncode == 2 and "the run is partial" in partial.stderr
+    rerun = subprocess.run(args, cwd=REPO, env=_env(front), capture_output=True, text=True,
+                           timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    attempt = _manifest(direct, bucket, prefix)["attempts"][-1]
+    assert attempt["blocks_computed"] == 0  # every block had been published before the kill
+    assert _edges(direct, bucket, prefix) == _edges(direct, bucket, clean_prefix)
+    client = direct.client()
+
+    def consensus(p: str) -> list[bytes]:
+        return [client.get_object(Bucket=bucket, Key=k)["Body"].read()
+                for k in direct.keys(bucket, f"{p}consensus/")]
+    assert consensus(prefix) == consensus(clean_prefix) != []
+    assert f"{prefix}_SUCCESS" in direct.keys(bucket, prefix)
