@@ -14,6 +14,7 @@ the same code runs against AWS, GCS's S3 interface, MinIO, or moto on loopback i
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -160,6 +161,16 @@ def missing_bucket(uri: str, option: str) -> AtlasgrnError:
                          remedy="create the bucket, or correct the URL")
 
 
+@functools.lru_cache(maxsize=64)
+def _head_bucket(scheme: str, bucket: str) -> None:
+    """One HEAD per bucket and process: a job opens its atlas several times while preparing,
+    and only a success is remembered (``lru_cache`` keeps no exception)."""
+    import fsspec
+
+    fs = fsspec.filesystem(scheme)
+    with_retries(lambda: fs.info(bucket), what=f"{scheme}://{bucket}")
+
+
 def check_bucket(uri: str, option: str) -> None:
     """For a bucket URL, check the bucket exists and we may see it (one HEAD, retried when
     transient); raise one line otherwise. Other URLs and local paths pass unchecked.
@@ -170,12 +181,8 @@ def check_bucket(uri: str, option: str) -> None:
     parts = split_bucket(uri)
     if parts is None:
         return
-    import fsspec
-
-    scheme, bucket = parts
-    fs = fsspec.filesystem(scheme)
     try:
-        with_retries(lambda: fs.info(bucket), what=f"{scheme}://{bucket}")
+        _head_bucket(*parts)
     except FileNotFoundError:
         raise missing_bucket(uri, option) from None
     except Exception as exc:  # classified below, re-raised when unknown

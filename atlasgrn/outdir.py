@@ -60,6 +60,13 @@ def _read_marker(path: Path) -> dict[str, list[str]] | None:
     return {str(k): [str(n) for n in v] for k, v in files.items() if isinstance(v, list)}
 
 
+def probe_create(directory: str | os.PathLike[str]) -> None:
+    """Make and remove a hidden entry in ``directory``; raises the ``OSError`` that creating an
+    output there would meet. (``os.access`` says yes to root on read-only or virtual
+    filesystems such as /proc.)"""
+    os.rmdir(tempfile.mkdtemp(prefix=".atlasgrn-probe-", dir=directory))
+
+
 def check_writable(path: str | os.PathLike[str], option: str = "--out") -> None:
     """Refuse, in one line, an output that cannot be created or written, before any work.
 
@@ -77,7 +84,7 @@ def check_writable(path: str | os.PathLike[str], option: str = "--out") -> None:
         raise AtlasgrnError("cannot write into it (permission denied)", path=str(target),
                             key=option, remedy=f"choose a writable location for {option}")
     try:
-        os.rmdir(tempfile.mkdtemp(prefix=".atlasgrn-probe-", dir=probe))
+        probe_create(probe)
     except OSError as exc:
         raise AtlasgrnError(f"cannot write into {probe} ({exc.strerror})",
                             path=str(target), key=option,

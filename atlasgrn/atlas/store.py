@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +11,7 @@ import zarr
 
 from ..errors import AtlasFormatError, AtlasgrnError
 from ..objectstore import check_bucket, permanent_error
+from ..outdir import probe_create
 from .layout import DATASETS_GROUP, FORMAT_VERSION, ROOT_ATTR, dataset_path
 
 # zarr warns that sharding will become the default; our layout sets chunks explicitly.
@@ -100,7 +100,7 @@ def create_or_open_for_write(uri: str, storage_options: dict[str, Any] | None = 
             raise AtlasgrnError("parent directory does not exist", path=uri,
                                 remedy=f"create {parent} first")
         try:
-            os.rmdir(tempfile.mkdtemp(prefix=".atlasgrn-probe-", dir=parent))
+            probe_create(parent)
         except OSError as exc:
             raise AtlasgrnError(f"cannot create the atlas ({exc.strerror} in {parent})",
                                 path=uri, remedy="choose a writable location") from None

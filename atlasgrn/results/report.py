@@ -113,6 +113,11 @@ def section(ident: str, title: str, *parts: str) -> str:
         "\n</section>"
 
 
+def collapsed(summary: str, body: str) -> str:
+    """A closed ``<details>`` block: the numbers behind a figure, one click away."""
+    return f"<details><summary>{esc(summary)}</summary>{body}</details>"
+
+
 def note(text: str) -> str:
     """A paragraph of plain text (escaped)."""
     return f'<p class="note">{esc(text)}</p>'
@@ -233,9 +238,9 @@ def distribution_section(run: Run, edge_rows: Mapping[str, int], opts: ReportOpt
         note(f"{opts.histogram_bins} equal bins on [0, 1]. Scores rank pairs; they are not "
              "calibrated probabilities (the translator trained on one negative per positive, "
              "so they sit around 0.5)."),
-        "<details><summary>counts per bin</summary>"
-        + table(["score bin", *counts], rows, numeric=range(1, len(counts) + 1),
-                table_id="histogram-counts") + "</details>")
+        collapsed("counts per bin",
+                  table(["score bin", *counts], rows, numeric=range(1, len(counts) + 1),
+                        table_id="histogram-counts")))
 
 
 def regulon_section(ranked: ScoreTable | None, opts: ReportOptions) -> str:
@@ -278,9 +283,8 @@ def network_section(ranked: ScoreTable | None, opts: ReportOptions) -> str:
              f"{len(regs)} regulators (orange squares) and "
              f"{len({t for _, t, _ in edges} - regs)} other targets (blue circles); wider "
              "lines score higher."),
-        "<details><summary>edge list</summary>"
-        + table(["source", "target", "score"], rows, numeric=(2,), table_id="network-edges")
-        + "</details>")
+        collapsed("edge list", table(["source", "target", "score"], rows, numeric=(2,),
+                                     table_id="network-edges")))
 
 
 def agreement_section(run: Run, edge_rows: Mapping[str, int], opts: ReportOptions) -> str:
@@ -302,9 +306,9 @@ def agreement_section(run: Run, edge_rows: Mapping[str, int], opts: ReportOption
              f"{opts.agreement_top:,} edges by score (a dataset with fewer edges contributes "
              "all of them). Datasets score only the pairs whose genes they measure, so "
              "agreement is bounded by their shared genes and regulators."),
-        "<details><summary>Jaccard matrix</summary>"
-        + table(["dataset", *names], rows, numeric=range(1, len(names) + 1),
-                table_id="jaccard-matrix") + "</details>")
+        collapsed("Jaccard matrix",
+                  table(["dataset", *names], rows, numeric=range(1, len(names) + 1),
+                        table_id="jaccard-matrix")))
 
 
 def reference_section(ranked: ScoreTable | None, reference: Reference) -> str:
