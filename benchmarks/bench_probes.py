@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -29,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from atlasgrn.models.interface import ArchConfig  # noqa: E402
 from atlasgrn.probes import gdt, vvp  # noqa: E402
+from atlasgrn.probes.flops import flops_per_cell  # noqa: E402
 from atlasgrn.probes.reference import gdt_naive, vvp_naive  # noqa: E402
 
 CONFIGS = {
@@ -59,30 +59,6 @@ def build_model(name: str, vocab_size: int, levels: int, device: str):
             log1p_space(), vvp_grid=grid, gdt_levels=grid))
         kind = "tests.probe_models.ProbeTransformer"
     return model.to(device).eval(), kind
-
-
-@dataclass
-class Flops:
-    """Analytic FLOPs of one cell over a context of ``length`` tokens."""
-
-    linear: float   # 2 * dense parameters * tokens (embedding look-ups are free)
-    attention: float  # 4 * L^2 * d per layer (QK^T and PV)
-
-    @property
-    def forward(self) -> float:
-        return self.linear + self.attention
-
-    @property
-    def ad(self) -> float:
-        """Extra work of one input-gradient (vjp row) or tangent (jvp column): parameters are
-        frozen, so one matmul per linear layer and two per attention product."""
-        return self.linear + 2 * self.attention
-
-
-def flops_per_cell(arch: ArchConfig, length: int) -> Flops:
-    d, ff = arch.d_model, arch.d_ff
-    dense = arch.n_layers * (4 * d * d + 2 * d * ff) + (d + d * d) + (2 * d * d + d)
-    return Flops(linear=2.0 * dense * length, attention=4.0 * arch.n_layers * length ** 2 * d)
 
 
 class PeakMemory:
@@ -191,7 +167,7 @@ def bench_config(name: str, args: argparse.Namespace, peak_matmul: float) -> Non
     for key, fn in naive.items():
         secs, _, _ = timed(fn, dev)
         naive_rate[key] = sample_s.numel() / secs
-    print(f"naive per-pair pairs/s: " + ", ".join(f"{k_}={v:.2f}" for k_, v in naive_rate.items()))
+    print("naive per-pair pairs/s: " + ", ".join(f"{k_}={v:.2f}" for k_, v in naive_rate.items()))
     results = {}
     for label, (fn, flops) in runs.items():
         secs, peak, out = timed(fn, dev, repeat=args.repeat)

@@ -21,12 +21,12 @@ from atlasgrn.probes.cells import (
     not_expressed_value,
 )
 from atlasgrn.probes.context import IdsLike, as_ids, pair_index
-from atlasgrn.probes.execution import ProbeRunner, frozen, model_device_dtype
+from atlasgrn.probes.execution import Precision, ProbeRunner, frozen, model_device_dtype
 
 
 def pert_origin(model: GeneModel, context: IdsLike, mean_values: torch.Tensor,
                 sources: IdsLike, targets: IdsLike, *, max_batch: int | None = None,
-                memory_budget_bytes: int | None = None, autocast: bool = False) -> torch.Tensor:
+                memory_budget_bytes: int | None = None, precision: Precision = "fp32") -> torch.Tensor:
     """Knockout effect ``M(x̄)_j - M(x̄[i <- 0])_j``, ``[S, T]``.
 
     ``mean_values`` is the dataset's mean profile over ``context`` (same order), in the model's
@@ -45,7 +45,7 @@ def pert_origin(model: GeneModel, context: IdsLike, mean_values: torch.Tensor,
     usrc, inverse = torch.unique(idx.source_pos, return_inverse=True)
     maker = CellMaker(mean, usrc, zero)  # rows (s,)
     with ProbeRunner(model, idx.context, max_batch=max_batch,
-                     memory_budget_bytes=memory_budget_bytes, autocast=autocast) as runner:
+                     memory_budget_bytes=memory_budget_bytes, precision=precision) as runner:
         intact = runner.forward(lambda a, b: mean[None], 1, idx.target_pos)
         knocked = runner.forward(maker, maker.n, idx.target_pos)
     return (intact - knocked)[inverse].contiguous()

@@ -102,7 +102,8 @@ def not_expressed_value(space: ValueSpace) -> float:
 class CellMaker:
     """Virtual cells on demand, rows enumerated as ``(b, s, m)`` in C order.
 
-    Row ``(b, s, m)`` is ``bases[b]`` with position ``pos[s]`` set to ``values[m]`` (or, with
+    Row ``(b, s, m)`` is ``bases[b]`` with position ``pos[s]`` (or, for per-base positions
+    ``pos[B, S]``, ``pos[b, s]``: the blocks of a stacked batch) set to ``values[m]`` (or, with
     ``shift=True``, moved by ``values[m]``). Cells are materialised one chunk at a time, so a
     probe over thousands of cells never holds them all.
     """
@@ -110,29 +111,36 @@ class CellMaker:
     def __init__(self, bases: torch.Tensor, pos: torch.Tensor, values: torch.Tensor,
                  shift: bool = False) -> None:
         self.bases = bases if bases.dim() == 2 else bases[None]
-        self.pos, self.values, self.shift = pos, values, shift
-        self.n_pos, self.n_values = int(pos.numel()), int(values.numel())
-        self.n = int(self.bases.shape[0]) * self.n_pos * self.n_values
+        n_bases = int(self.bases.shape[0])
+        self.pos = pos if pos.dim() == 2 else pos[None].expand(n_bases, -1)
+        self.values, self.shift = values, shift
+        self.n_pos, self.n_values = int(self.pos.shape[1]), int(values.numel())
+        self.n = n_bases * self.n_pos * self.n_values
 
     def _split(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         per_base = self.n_pos * self.n_values
         return rows // per_base, (rows // self.n_values) % self.n_pos, rows % self.n_values
 
+    def base_index(self) -> torch.Tensor:
+        """The base (block of a stack) of every row: the context each row is fed with."""
+        return torch.arange(self.n) // (self.n_pos * self.n_values)
+
     def positions(self) -> torch.Tensor:
         """The perturbed position of every row (the tangent coordinate for forward-mode AD)."""
-        _b, s, _m = self._split(torch.arange(self.n))
-        return self.pos[s]
+        b, s, _m = self._split(torch.arange(self.n))
+        return self.pos[b, s]
 
     def perturbed_values(self) -> torch.Tensor:
         """The value every row holds at its perturbed position (in the cells' dtype)."""
         b, s, m = self._split(torch.arange(self.n))
         new = self.values[m]
-        return self.bases[b, self.pos[s]] + new if self.shift else new
+        return self.bases[b, self.pos[b, s]] + new if self.shift else new
 
     def __call__(self, start: int, stop: int) -> torch.Tensor:
         b, s, m = self._split(torch.arange(start, stop))
         cells = self.bases[b].clone()
         rows = torch.arange(stop - start)
+        at = self.pos[b, s]
         new = self.values[m]
-        cells[rows, self.pos[s]] = cells[rows, self.pos[s]] + new if self.shift else new
+        cells[rows, at] = cells[rows, at] + new if self.shift else new
         return cells

@@ -31,6 +31,10 @@ from atlasgrn.models.interface import ArchConfig, GeneModel
 from atlasgrn.models.precision import full_precision
 
 Mode = Literal["forward", "jvp", "backward", "vmap"]
+#: Compute precision of a probe: fp32 (the default, and the only one VVP accepts in the engine),
+#: bf16 autocast (GDT, validated against fp32: docs/probes.md) or TF32 matmuls (CUDA only).
+Precision = Literal["fp32", "bf16", "tf32"]
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "tf32")
 
 DEFAULT_CPU_BUDGET_BYTES = 1 << 30  # 1 GiB of activations per chunk on CPU
 CUDA_BUDGET_FRACTION = 0.5           # of the free device memory when no budget is given
@@ -62,15 +66,23 @@ def cell_bytes(arch: ArchConfig, length: int, mode: Mode, elem_bytes: int) -> in
 
 
 class ProbeRunner(AbstractContextManager["ProbeRunner"]):
-    """Batched, chunked evaluation of one model on cells over one fixed context."""
+    """Batched, chunked evaluation of one model on cells over one or several fixed contexts.
 
-    def __init__(self, model: GeneModel, context: torch.Tensor, *, max_batch: int | None = None,
-                 memory_budget_bytes: int | None = None, autocast: bool = False) -> None:
+    ``contexts`` is one context ``[L]`` or a stack of equal-length contexts ``[B, L]`` (the blocks
+    of one batch, :mod:`atlasgrn.probes.stack`). Every cell row names the context it is fed with
+    (``row_ctx``; context 0 when omitted), so cells of different blocks share one model call:
+    on an accelerator that is what keeps the device busy instead of waiting on kernel launches.
+    """
+
+    def __init__(self, model: GeneModel, contexts: torch.Tensor, *,
+                 max_batch: int | None = None, memory_budget_bytes: int | None = None,
+                 precision: Precision = "fp32") -> None:
         self.model = model
         self.device, self.dtype = model_device_dtype(model)
         self.out_dtype = torch.float64 if self.dtype == torch.float64 else torch.float32
-        self.ids = context.to(self.device)
-        self.length = int(context.numel())
+        stacked = contexts if contexts.dim() == 2 else contexts[None]
+        self.ids = stacked.to(self.device)          # [B, L]
+        self.length = int(stacked.shape[1])
         if max_batch is not None and max_batch < 1:
             raise AtlasgrnError(f"max_batch must be >= 1, got {max_batch}", key="max_batch",
                                 remedy="pass a positive batch size or leave it unset")
@@ -78,10 +90,8 @@ class ProbeRunner(AbstractContextManager["ProbeRunner"]):
         if memory_budget_bytes is None:
             memory_budget_bytes = self._default_budget()
         self.budget = int(memory_budget_bytes)
-        if autocast and self.device.type != "cuda":
-            raise AtlasgrnError("bf16 autocast is only offered on CUDA devices", key="autocast",
-                                remedy="leave autocast=False on CPU")
-        self.autocast = autocast
+        check_precision(precision, self.device)
+        self.precision = precision
         self._stack = ExitStack()
 
     def _default_budget(self) -> int:
@@ -104,7 +114,7 @@ class ProbeRunner(AbstractContextManager["ProbeRunner"]):
         if self.max_batch is not None:
             return self.max_batch
         arch = self.model.config.arch
-        elem = 2 if self.autocast else torch.finfo(self.dtype).bits // 8
+        elem = 2 if self.precision == "bf16" else torch.finfo(self.dtype).bits // 8
         fit = max(1, self.budget // max(1, cell_bytes(arch, self.length, mode, elem)))
         return fit if self.device.type == "cuda" else min(fit, MAX_CPU_BATCH[mode])
 
@@ -115,92 +125,188 @@ class ProbeRunner(AbstractContextManager["ProbeRunner"]):
 
     # -- model calls ------------------------------------------------------------------------
     def _precision(self) -> AbstractContextManager[object]:
-        if self.autocast:
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        stack = ExitStack()
         # fp32 unless asked: VVP features are differences bf16 cannot resolve (models/precision)
-        return full_precision()
+        stack.enter_context(full_precision())
+        if self.precision == "bf16":
+            stack.enter_context(torch.autocast(device_type=self.device.type,
+                                               dtype=torch.bfloat16))
+        elif self.precision == "tf32":
+            stack.enter_context(_tf32_matmuls())
+        return stack
 
-    def call(self, values: torch.Tensor) -> torch.Tensor:
-        """Model output for a batch of cells ``[B, L]`` over the context."""
-        ids = self.ids.expand(values.shape[0], -1)
+    def _ids(self, n: int, row_ctx: torch.Tensor | None) -> torch.Tensor:
+        if row_ctx is None:
+            return self.ids[:1].expand(n, -1)
+        return self.ids[row_ctx.to(self.device)]
+
+    def call(self, values: torch.Tensor, row_ctx: torch.Tensor | None = None) -> torch.Tensor:
+        """Model output for a batch of cells ``[B, L]``, row ``r`` over context ``row_ctx[r]``."""
         with self._precision():
-            return self.model(ids, values)
+            return self.model(self._ids(values.shape[0], row_ctx), values)
+
+    def _keep_rows(self, keep: torch.Tensor, row_ctx: torch.Tensor | None, a: int,
+                   b: int) -> torch.Tensor:
+        """Per row of the chunk ``[a, b)``, the output positions to keep: ``[b - a, T]``."""
+        per_ctx = keep if keep.dim() == 2 else keep[None]
+        rows = per_ctx[row_ctx[a:b]] if row_ctx is not None else per_ctx[:1].expand(b - a, -1)
+        return rows.to(self.device)
 
     def forward(self, make_values: Callable[[int, int], torch.Tensor], n: int,
-                keep: torch.Tensor) -> torch.Tensor:
-        """Outputs at positions ``keep`` of ``n`` cells built chunk by chunk: ``[n, len(keep)]``."""
-        out = torch.empty(n, keep.numel(), dtype=self.out_dtype)
-        keep_d = keep.to(self.device)
+                keep: torch.Tensor, row_ctx: torch.Tensor | None = None) -> torch.Tensor:
+        """Outputs at positions ``keep`` of ``n`` cells built chunk by chunk: ``[n, T]``.
+
+        ``keep`` is ``[T]`` (the same positions for every context) or ``[B, T]`` (per context).
+        """
+        out = torch.empty(n, keep.shape[-1], dtype=self.out_dtype)
         with torch.no_grad():
             for a, b in self.chunks(n, "forward"):
-                res = self.call(make_values(a, b).to(self.device, self.dtype))
-                out[a:b] = res[:, keep_d].to(self.out_dtype).cpu()
+                ctx = row_ctx[a:b] if row_ctx is not None else None
+                res = self.call(make_values(a, b).to(self.device, self.dtype), ctx)
+                out[a:b] = res.gather(1, self._keep_rows(keep, row_ctx, a, b)).to(
+                    self.out_dtype).cpu()
         return out
 
     def jvp(self, make_values: Callable[[int, int], torch.Tensor], tangent_pos: torch.Tensor,
-            keep: torch.Tensor) -> torch.Tensor:
+            keep: torch.Tensor, row_ctx: torch.Tensor | None = None) -> torch.Tensor:
         """Row ``r``: d out[r, keep] / d v[r, tangent_pos[r]] at cell ``r`` (forward-mode AD)."""
         n = int(tangent_pos.numel())
-        out = torch.empty(n, keep.numel(), dtype=self.out_dtype)
-        keep_d = keep.to(self.device)
+        out = torch.empty(n, keep.shape[-1], dtype=self.out_dtype)
         with self.model.attention_impl("math"):
             for a, b in self.chunks(n, "jvp"):
                 values = make_values(a, b).to(self.device, self.dtype)
                 tangent = torch.zeros_like(values)
                 rows = torch.arange(b - a, device=self.device)
                 tangent[rows, tangent_pos[a:b].to(self.device)] = 1.0
+                ctx = row_ctx[a:b] if row_ctx is not None else None
                 with fwAD.dual_level(), _quiet_torch_jit_deprecation():
-                    dual_out = self.call(fwAD.make_dual(values, tangent))
+                    dual_out = self.call(fwAD.make_dual(values, tangent), ctx)
                     dout = fwAD.unpack_dual(dual_out).tangent
                 if dout is None:  # the output does not depend on the values at all
                     dout = torch.zeros_like(values)
-                out[a:b] = dout[:, keep_d].to(self.out_dtype).cpu()
+                out[a:b] = dout.gather(1, self._keep_rows(keep, row_ctx, a, b)).to(
+                    self.out_dtype).cpu()
         return out
 
-    def jacobian_rows(self, point: torch.Tensor, rows: torch.Tensor,
-                      cols: torch.Tensor) -> torch.Tensor:
-        """``J[rows][:, cols]`` of the model at one cell, ``J[j, i] = d out_j / d v_i``.
+    def _point_chunks(self, n_points: int, hold: Mode,
+                      recompute_for: int | None = None) -> Iterator[tuple[int, int, int]]:
+        """Chunks of points and, for each, how many vmapped rows/columns go in one call.
 
-        One forward at ``point``, then the backward for every output row at once (vmapped
-        cotangents, chunked). The explicit attention path is used because the fused kernel's
-        backward has no batching rule (vmap would loop over it).
+        A chunk's primal pass (kept alive in ``hold`` mode) and each vmapped call (``points x
+        rows`` cells) both stay within a chunk's worth of cells; on CUDA, where the chunk is
+        sized from memory rather than capped, each gets half the budget since both are alive.
+        ``recompute_for``: when every vmapped call recomputes the primal (forward-mode columns),
+        take as few points as fill a call with that many columns, so the primal stays a small
+        share of each call (16 points x 1 column per call ran 1.3x slower than 1 x 16 on CPU).
         """
-        out = torch.empty(rows.numel(), cols.numel(), dtype=self.out_dtype)
-        cols_d = cols.to(self.device)
+        cells, held = self.batch_size("vmap"), self.batch_size(hold)
+        if self.device.type == "cuda" and self.max_batch is None:
+            cells, held = max(1, cells // 2), max(1, held // 2)
+        per = min(n_points, cells, held)
+        if recompute_for:
+            per = min(per, max(1, -(-cells // recompute_for)))
+        for start in range(0, n_points, per):
+            stop = min(n_points, start + per)
+            yield start, stop, max(1, cells // (stop - start))
+
+    def jacobian_rows(self, points: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
+                      point_ctx: torch.Tensor | None = None) -> torch.Tensor:
+        """``J_p[rows_p][:, cols_p]`` at each point ``p``: ``[P, R, C]``, ``J[j, i] = d out_j /
+        d v_i``. ``points`` is ``[P, L]`` (or one point ``[L]``); ``rows``/``cols`` are ``[R]``
+        and ``[C]``, or per point ``[P, R]`` and ``[P, C]``.
+
+        One forward at the points, then the backward for a chunk of output rows at every point
+        at once (vmapped cotangents; rows are independent in the model). The explicit attention
+        path is used because the fused kernel's backward has no batching rule.
+        """
+        pts = points if points.dim() == 2 else points[None]
+        n_p = int(pts.shape[0])
+        rows_p = rows.expand(n_p, -1) if rows.dim() == 1 else rows
+        cols_p = cols.expand(n_p, -1) if cols.dim() == 1 else cols
+        n_r = int(rows_p.shape[1])
+        out = torch.empty(n_p, n_r, cols_p.shape[1], dtype=self.out_dtype)
         with self.model.attention_impl("math"):
-            v = point.to(self.device, self.dtype)[None].clone().requires_grad_(True)
-            with torch.enable_grad():
-                y = self.call(v)
-            for a, b in self.chunks(rows.numel(), "vmap"):
-                cot = torch.zeros(b - a, 1, self.length, device=self.device, dtype=y.dtype)
-                cot[torch.arange(b - a, device=self.device), 0, rows[a:b].to(self.device)] = 1.0
-                (g,) = torch.autograd.grad(y, v, grad_outputs=cot, is_grads_batched=True,
-                                           retain_graph=True)
-                out[a:b] = g[:, 0, cols_d].to(self.out_dtype).cpu()
+            for pa, pb, step in self._point_chunks(n_p, "backward"):
+                v = pts[pa:pb].to(self.device, self.dtype).clone().requires_grad_(True)
+                ctx = point_ctx[pa:pb] if point_ctx is not None else None
+                with torch.enable_grad():
+                    y = self.call(v, ctx)
+                span = torch.arange(pb - pa, device=self.device)
+                want_rows = rows_p[pa:pb].to(self.device)
+                want_cols = cols_p[pa:pb].to(self.device)
+                for a in range(0, n_r, step):
+                    b = min(n_r, a + step)
+                    cot = torch.zeros(b - a, pb - pa, self.length, device=self.device,
+                                      dtype=y.dtype)
+                    _one_hot_per_point(cot, span, want_rows[:, a:b])
+                    (g,) = torch.autograd.grad(y, v, grad_outputs=cot, is_grads_batched=True,
+                                               retain_graph=True)
+                    picked = g.gather(2, want_cols[None].expand(b - a, -1, -1))
+                    out[pa:pb, a:b] = picked.permute(1, 0, 2).to(self.out_dtype).cpu()
         return out
 
-    def jacobian_cols(self, point: torch.Tensor, cols: torch.Tensor,
-                      rows: torch.Tensor) -> torch.Tensor:
-        """``J[rows][:, cols].T`` (shape ``[len(cols), len(rows)]``) at one cell, forward mode.
-
-        The primal is computed once (unbatched under vmap); only the tangents are batched.
-        """
-        out = torch.empty(cols.numel(), rows.numel(), dtype=self.out_dtype)
-        rows_d = rows.to(self.device)
-        p = point.to(self.device, self.dtype)
-
-        def single(v: torch.Tensor) -> torch.Tensor:
-            return self.call(v[None])[0]
-
-        def column(t: torch.Tensor) -> torch.Tensor:
-            return torch.func.jvp(single, (p,), (t,))[1]
-
+    def jacobian_cols(self, points: torch.Tensor, cols: torch.Tensor, rows: torch.Tensor,
+                      point_ctx: torch.Tensor | None = None) -> torch.Tensor:
+        """``J_p[rows_p][:, cols_p].T`` at each point, ``[P, C, R]``, forward mode (shapes as in
+        :meth:`jacobian_rows`). The primal is computed once per chunk of points (unbatched under
+        vmap); only the tangents are batched."""
+        pts = points if points.dim() == 2 else points[None]
+        n_p = int(pts.shape[0])
+        rows_p = rows.expand(n_p, -1) if rows.dim() == 1 else rows
+        cols_p = cols.expand(n_p, -1) if cols.dim() == 1 else cols
+        n_c = int(cols_p.shape[1])
+        out = torch.empty(n_p, n_c, rows_p.shape[1], dtype=self.out_dtype)
         with self.model.attention_impl("math"), _quiet_torch_jit_deprecation():
-            for a, b in self.chunks(cols.numel(), "vmap"):
-                tan = torch.zeros(b - a, self.length, device=self.device, dtype=self.dtype)
-                tan[torch.arange(b - a, device=self.device), cols[a:b].to(self.device)] = 1.0
-                out[a:b] = torch.func.vmap(column)(tan)[:, rows_d].to(self.out_dtype).cpu()
+            for pa, pb, step in self._point_chunks(n_p, "jvp", recompute_for=n_c):
+                p = pts[pa:pb].to(self.device, self.dtype)
+                ctx = point_ctx[pa:pb] if point_ctx is not None else None
+                span = torch.arange(pb - pa, device=self.device)
+                want_rows = rows_p[pa:pb].to(self.device)
+                want_cols = cols_p[pa:pb].to(self.device)
+
+                def at_points(v: torch.Tensor, ctx: torch.Tensor | None = ctx) -> torch.Tensor:
+                    return self.call(v, ctx)
+
+                def column(t: torch.Tensor, p: torch.Tensor = p) -> torch.Tensor:
+                    return torch.func.jvp(at_points, (p,), (t,))[1]
+
+                for a in range(0, n_c, step):
+                    b = min(n_c, a + step)
+                    tan = torch.zeros(b - a, pb - pa, self.length, device=self.device,
+                                      dtype=self.dtype)
+                    _one_hot_per_point(tan, span, want_cols[:, a:b])
+                    d = torch.func.vmap(column)(tan)          # [c, points, L]
+                    picked = d.gather(2, want_rows[None].expand(b - a, -1, -1))
+                    out[pa:pb, a:b] = picked.permute(1, 0, 2).to(self.out_dtype).cpu()
         return out
+
+
+def _one_hot_per_point(out: torch.Tensor, points: torch.Tensor, index: torch.Tensor) -> None:
+    """``out[c, p, index[p, c]] = 1`` for every vmapped slot ``c`` and point ``p`` (one scatter,
+    not a Python loop: on an accelerator each small op is a kernel launch)."""
+    slots = torch.arange(index.shape[1], device=out.device)[:, None].expand(-1, points.numel())
+    out[slots, points[None].expand(index.shape[1], -1), index.T] = 1.0
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Refuse a compute precision the device cannot honour, naming the remedy."""
+    if precision not in PRECISIONS:
+        raise AtlasgrnError(f"unknown probe precision {precision!r}", key="precision",
+                            remedy=f"use one of {', '.join(PRECISIONS)}")
+    if precision == "tf32" and device.type != "cuda":
+        raise AtlasgrnError("TF32 matmuls exist only on CUDA devices", key="precision",
+                            remedy="use fp32 (or bf16) on CPU")
+
+
+@contextmanager
+def _tf32_matmuls() -> Iterator[None]:
+    """TF32 tensor-core matmuls inside the block, the previous setting after it."""
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
 @contextmanager
