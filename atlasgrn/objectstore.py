@@ -17,6 +17,7 @@ import errno
 import functools
 import logging
 import os
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -58,11 +59,19 @@ BUCKET_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs")
 #: transient errors retried by :func:`with_retries` in this process (the engine reports the
 #: count per block, so a run's manifest says how many retries it needed)
 _retries_seen = 0
+#: the same count per thread: a model replica scores two calls at once (one probing, one
+#: writing), and each block reports only the retries its own thread made
+_thread_retries = threading.local()
 
 
 def retries_seen() -> int:
     """Retries :func:`with_retries` made in this process so far."""
     return _retries_seen
+
+
+def retries_seen_in_thread() -> int:
+    """Retries :func:`with_retries` made by the calling thread so far."""
+    return getattr(_thread_retries, "count", 0)
 
 
 class TransientReadError(OSError):
@@ -87,6 +96,7 @@ def _log_retry(what: str, max_attempts: int) -> Callable[[RetryCallState], None]
     def before_sleep(state: RetryCallState) -> None:
         global _retries_seen
         _retries_seen += 1
+        _thread_retries.count = retries_seen_in_thread() + 1
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
         log.warning("atlasgrn: transient object-store error%s (%s: %s); retry %d/%d in %.1f s",

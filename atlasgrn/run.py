@@ -70,7 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     translator's feature spec (a contradiction is refused), so they default to "as trained".
     """
     from .cli_defaults import field_default
-    from .engine.config import RunConfig
+    from .engine.config import GDT_PRECISIONS, RunConfig
 
     def default(name: str):
         return field_default(RunConfig, name)
@@ -113,6 +113,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    metavar="NAME=AMOUNT", dest="replica_resources",
                    help="a custom Ray resource each replica requests (repeatable): pins the "
                         "replicas to nodes started with it, e.g. --resources '{\"gpu_pool\": 4}'")
+    p.add_argument("--blocks-per-call", type=int, default=default("blocks_per_call"),
+                   metavar="N", help="blocks each replica probes together in one batch "
+                                     "(default: 16 on GPU replicas, 2 on CPU)")
+    p.add_argument("--gdt-precision", choices=GDT_PRECISIONS, default=default("gdt_precision"),
+                   help="GDT arithmetic: fp32, bf16 autocast, or TF32 matmuls (CUDA); VVP "
+                        "stays fp32 (default: %(default)s)")
     p.add_argument("--vvp-grid", type=_floats, default=default("vvp_grid"), metavar="X,X,...",
                    help=f"VVP grid; {as_trained}")
     p.add_argument("--gdt-levels", type=_floats, default=default("gdt_levels"),
@@ -171,6 +177,7 @@ def config_from_args(args: argparse.Namespace):
                      replicas=args.replicas, gpus_per_replica=args.gpus_per_replica,
                      cpus_per_replica=args.cpus_per_replica,
                      replica_resources=tuple(args.replica_resources or ()),
+                     blocks_per_call=args.blocks_per_call, gdt_precision=args.gdt_precision,
                      vvp_grid=args.vvp_grid,
                      gdt_levels=args.gdt_levels, gdt_reading=args.gdt_reading,
                      background=args.background, context_len=args.context_len,

@@ -57,6 +57,12 @@ def test_job_writes_the_design_layout(clean_run):
     assert manifest["rows_written"]["edges"] == len(df)
     assert manifest["inputs"]["model"]["sha256"] and manifest["inputs"]["translator"]["sha256"]
     assert manifest["software"]["ray"].startswith("2.")
+    attempt = manifest["attempts"][-1]
+    assert attempt["blocks_per_call"] > 1 and attempt["gdt_precision"] == "fp32"
+    per_replica = attempt["replica_flops"]
+    assert len(per_replica) == 2 and sum(r["blocks"] for r in per_replica.values()) == len(
+        result.summaries)
+    assert all(r["flops"] > 0 and r["flop_per_s"] > 0 for r in per_replica.values())
     cons = pads.dataset(str(out / "consensus"), format="parquet").to_table().to_pandas()
     assert manifest["rows_written"]["consensus"] == len(cons)
     both = df.groupby(["source", "target"])["score"].agg(["mean", "max", "count"])
@@ -101,13 +107,47 @@ def test_replicas_holding_every_cpu_still_complete_with_identical_edges(clean_ru
                                                                        tmp_path):
     # 2 replicas x 1 CPU on the 2-CPU session cluster: the read tasks must not need a CPU,
     # or they are never scheduled and the job hangs (it did, before reads reserved 0 CPUs).
-    clean_out, _ = clean_run
+    # One block per call here, several in the clean run: batching must not change a bit.
+    clean_out, clean = clean_run
+    assert max(r["batch_blocks"] for r in clean.summaries) > 1
     out = tmp_path / "run"
-    result = run_job(_config(sim_world, out, gpus_per_replica=0.0, cpus_per_replica=1.0),
-                     log=lambda _m: None)
+    result = run_job(_config(sim_world, out, gpus_per_replica=0.0, cpus_per_replica=1.0,
+                             blocks_per_call=1), log=lambda _m: None)
     assert result.status == "complete"
+    assert {r["batch_blocks"] for r in result.summaries} == {1}
     assert len({r["pid"] for r in result.summaries}) == 2
     assert _edge_bytes(out) == _edge_bytes(clean_out)
+
+
+def test_a_failing_block_is_reported_and_its_batch_mates_are_written(clean_run, sim_world,
+                                                                     tmp_path):
+    """A replica call over three blocks whose middle one names a gene the model does not know:
+    that block is ``failed`` with the error, the other two are written, byte-identical to the
+    clean run's files (which were probed in other batches)."""
+    from atlasgrn.engine.datasource import _read_blocks
+    from atlasgrn.engine.job import prepare
+    from atlasgrn.engine.plan import BlockSpec
+    from atlasgrn.engine.scorer import BlockScorer
+
+    clean_out, _ = clean_run
+    prep = prepare(_config(sim_world, tmp_path / "unused"))
+    good = [b for b in prep.specs if b.dataset == "sim01"][:3]
+    broken = BlockSpec(good[1].dataset, good[1].source_block, good[1].target_block,
+                       good[1].sources, ("NOT_A_GENE",) + tuple(good[1].targets[1:]))
+    anchors = {d.name: list(d.anchors) for d in prep.datasets}
+    tables = list(_read_blocks([good[0], broken, good[2]], anchors, {}))
+    batch = {k: [t[k][0].as_py() for t in tables] for k in tables[0].column_names}
+    out = tmp_path / "run"
+    scorer = BlockScorer(prep.model_dir, prep.translator_dir, prep.spec, str(out))
+    rows = scorer(batch)
+    assert rows["status"] == ["ok", "failed", "ok"]
+    assert "NOT_A_GENE" in rows["error"][1] and rows["batch_blocks"] == [3, 3, 3]
+    assert rows["flops"][0] > 0 and rows["flops"][1] == 0
+    written = _edge_bytes(out)
+    assert len(written) == 2
+    clean = _edge_bytes(clean_out)
+    for name, data in written.items():
+        assert data == clean[name], name
 
 
 def test_sigkilled_driver_resumes_only_missing_blocks_with_identical_edges(

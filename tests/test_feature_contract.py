@@ -16,7 +16,7 @@ from atlasgrn.bench.genelink import NetworkSet
 from atlasgrn.bench.run import _Run
 from atlasgrn.engine.config import RunConfig
 from atlasgrn.engine.job import prepare
-from atlasgrn.engine.scoring import block_pair_features
+from atlasgrn.engine.scoring import BlockWork, probe_blocks
 from atlasgrn.translator import load_translator_dir, save_translator
 
 from .bench_toy import write_expression
@@ -77,9 +77,13 @@ def test_bench_path_and_engine_path_give_bit_identical_features(sim_world, tmp_p
 
     compared = 0
     ds = prep.datasets[0]
-    for block in prep.specs:
-        bf = block_pair_features(prep.model, prep.spec, kinds, block, ds.anchors,
-                                 prep.profiles.get(ds.name))
+    # the engine probes its blocks as one stacked batch; the benchmark computed them one by one
+    batch = probe_blocks(prep.model, prep.spec, kinds,
+                         [BlockWork(b, ds.anchors, prep.profiles.get(ds.name))
+                          for b in prep.specs])
+    assert len(prep.specs) > 1
+    for bf in batch:
+        assert not isinstance(bf, Exception)
         ss, tt, flat = bf.pair_rows()
         got, ok = table.gather(ss.tolist(), tt.tolist(), kinds)
         assert ok.all()

@@ -18,9 +18,19 @@ from ..digest import json_sha256
 from ..errors import AtlasgrnError
 
 #: Fields that change only the execution, never a byte of the edges.
+#: ``blocks_per_call`` is one of them: a block's features are the same bits whichever blocks
+#: share its batch (tests/test_probes_stacked.py, on CPU; see docs/engine.md for CUDA).
 EXECUTION_FIELDS = frozenset({"out", "address", "replicas", "gpus_per_replica",
-                              "cpus_per_replica", "replica_resources", "retries", "read_tasks", "progress_every_s",
-                              "start_timeout_s", "consensus_rows_per_part"})
+                              "cpus_per_replica", "replica_resources", "blocks_per_call",
+                              "retries", "read_tasks", "progress_every_s", "start_timeout_s",
+                              "consensus_rows_per_part"})
+#: ``--gdt-precision``: fp32, or GDT in bf16 autocast / TF32 matmuls (validated against fp32 on
+#: the bundled model; docs/probes.md). It changes the edges' bits, so it is part of the run.
+GDT_PRECISIONS = ("fp32", "bf16", "tf32")
+#: Blocks per replica call when ``blocks_per_call`` is not given: on a GPU a batch must be big
+#: enough to keep the device busy; on CPU a block is already seconds of matmuls, and small
+#: batches keep the work spread over replicas to the end of a run.
+AUTO_BLOCKS_PER_CALL = {"gpu": 16, "cpu": 2}
 #: Probe options: checked against the translator's feature spec, never a second source of truth.
 #: Option name -> FeatureSpec field.
 SPEC_OPTIONS = {"vvp_grid": "vvp_grid", "gdt_levels": "gdt_levels", "background": "background",
@@ -62,6 +72,9 @@ class RunConfig:
     #: custom Ray resources each replica requests, as (name, amount) pairs: they pin replicas
     #: to node types that advertise them (e.g. ``gpu_pool`` on spot GPU nodes)
     replica_resources: tuple[tuple[str, float], ...] = ()
+    #: blocks probed together per replica call (None: :data:`AUTO_BLOCKS_PER_CALL`)
+    blocks_per_call: int | None = None
+    gdt_precision: str = "fp32"
     vvp_grid: tuple[float, ...] | None = None
     gdt_levels: tuple[float, ...] | None = None
     gdt_reading: str | None = None
@@ -88,6 +101,8 @@ class RunConfig:
             ("--cpus-per-replica", self.cpus_per_replica, self.cpus_per_replica > 0,
              "a positive number of CPUs, fractions allowed"),
             ("--retries", self.retries, self.retries >= 0, "0 or more extra rounds"),
+            ("--blocks-per-call", self.blocks_per_call, self.blocks_per_call is None
+             or self.blocks_per_call >= 1, "a positive number of blocks, or drop it (auto)"),
             ("--max-regulators", self.max_regulators, self.max_regulators is None
              or self.max_regulators >= 1, "at least 1, or drop it for every regulator"),
             ("--read-tasks", self.read_tasks, self.read_tasks >= 0,
@@ -113,12 +128,27 @@ class RunConfig:
         if self.gdt_reading is not None and self.gdt_reading not in READINGS:
             raise AtlasgrnError(f"unknown GDT reading {self.gdt_reading!r}", key="--gdt-reading",
                                 remedy="use 'uniform' or 'source'")
+        if self.gdt_precision not in GDT_PRECISIONS:
+            raise AtlasgrnError(f"unknown GDT precision {self.gdt_precision!r}",
+                                key="--gdt-precision",
+                                remedy=f"use one of {', '.join(GDT_PRECISIONS)}")
         if isinstance(self.background, str) and self.background != "profile":
             raise AtlasgrnError(f"unknown background {self.background!r}", key="--background",
                                 remedy="use 'profile' or a number such as 0")
         if self.context_len is not None and self.context_len < 2:
             raise AtlasgrnError("--context-len must be at least 2", key="--context-len",
                                 remedy="drop --context-len: the translator's spec sets it")
+
+    def blocks_per_call_for(self, gpus_per_replica: float, n_blocks: int | None = None) -> int:
+        """Blocks per replica call: the explicit value, else the automatic one for the device
+        the replicas got, lowered so that ``n_blocks`` still give every replica two calls
+        (a small run is not one batch on one replica while the others idle)."""
+        if self.blocks_per_call is not None:
+            return self.blocks_per_call
+        auto = AUTO_BLOCKS_PER_CALL["gpu" if gpus_per_replica > 0 else "cpu"]
+        if n_blocks is not None:
+            auto = min(auto, -(-n_blocks // (2 * self.replicas)))
+        return max(1, auto)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -148,4 +178,6 @@ class RunConfig:
         d = {k: v for k, v in self.to_dict().items() if k not in skip}
         if d.get("datasets"):
             d["datasets"] = sorted(d["datasets"])  # the same selection in another order
+        if d.get("gdt_precision") == "fp32":
+            del d["gdt_precision"]  # the default: runs from before the option resume as before
         return json_sha256({"config": d, "resolved": resolved or {}})[:16]

@@ -1,7 +1,7 @@
 """``--plan``: what a build would cost, from the plan and one real block timed here.
 
-The calibration runs the engine's own block scoring (probes + translator, no Ray, no write) on
-the run's first block on this machine, so the figure is only as good as the similarity between
+The calibration runs the engine's own batch scoring (probes + translator, no Ray, no write) on
+one batch of the run's blocks (as many as a replica probes per call) on this machine, so the figure is only as good as the similarity between
 this machine and the replicas: a CPU calibration of a GPU run says so in its output.
 """
 
@@ -12,12 +12,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..models import load_model
 from .job import Prepared
 from .plan import DatasetPlan
-from .scoring import score_block
+from .scoring import BlockWork, edge_table_of, probe_blocks
 
 AUTO_NOTE = " (auto: on a cluster with GPUs; CPU replicas otherwise)"
 #: Parquet bytes of one consensus row relative to one edge row (3 floats + int vs 3 floats).
@@ -46,7 +47,7 @@ class PlanEstimate:
         wall = self.replica_hours / max(1, replicas)
         out = [f"blocks: {self.blocks:,}; pairs: {self.pairs:,}; consensus rows: "
                f"{self.consensus_rows:,}",
-               f"calibration: block {self.calibration_block} ({self.calibration_pairs:,} pairs) "
+               f"calibration: {self.calibration_block} ({self.calibration_pairs:,} pairs) "
                f"took {self.calibration_seconds:.2f}s on {self.calibration_device} "
                f"({1 / max(self.seconds_per_pair, 1e-12):,.0f} pairs/s)",
                f"estimate: {self.replica_hours:.3f} replica-hours = {self.gpu_hours:.3f} GPU-hours "
@@ -83,31 +84,58 @@ def consensus_rows(plans: Sequence[DatasetPlan]) -> int:
 
 
 def estimate(prep: Prepared, device: str = "cpu") -> PlanEstimate:
-    """Time the first block for real and extrapolate to the whole plan."""
+    """Time one batch of blocks for real, as a replica on ``device`` probes them (the run's
+    blocks per call, from the largest dataset), and extrapolate to the whole plan."""
     specs = prep.specs
-    spec = max(specs[: max(1, len(prep.plans))], key=lambda b: b.n_pairs)
+    first = max(specs[: max(1, len(prep.plans))], key=lambda b: b.n_pairs)
+    gpus = _gpus_per_replica(prep.config.gpus_per_replica, device)
+    per_call = prep.config.blocks_per_call_for(gpus)
+    batch = [b for b in specs if b.dataset == first.dataset][:per_call]
     model = prep.model if device == "cpu" else load_model(prep.model_dir, device=device)
-    ds = next(d for d in prep.datasets if d.name == spec.dataset)
-    profile = prep.profiles.get(ds.name)  # computed once, in prepare()
-    anchors = list(ds.anchors)
-    score_block(model, prep.translator, prep.spec, spec, anchors, profile)  # warm-up
+    ds = next(d for d in prep.datasets if d.name == first.dataset)
+    work = [BlockWork(b, list(ds.anchors), prep.profiles.get(ds.name)) for b in batch]
+
+    def run_batch() -> list[pa.Table]:
+        feats = probe_blocks(model, prep.spec, prep.translator.ensemble_kinds, work,
+                             prep.config.gdt_precision)
+        for f in feats:
+            if isinstance(f, Exception):
+                raise f
+        tables = [edge_table_of(prep.translator, f) for f in feats]
+        if device.startswith("cuda"):
+            import torch
+            torch.cuda.synchronize()
+        return tables
+
+    run_batch()  # warm-up
     t0 = time.perf_counter()
-    table, _ = score_block(model, prep.translator, prep.spec, spec, anchors, profile)
+    tables = run_batch()
     secs = time.perf_counter() - t0
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
-    per_row = buf.tell() / max(1, table.num_rows)
-    per_pair = secs / max(1, spec.n_pairs)
+    pq.write_table(tables[0], buf, compression="zstd")
+    per_row = buf.tell() / max(1, tables[0].num_rows)
+    batch_pairs = sum(b.n_pairs for b in batch)
+    per_pair = secs / max(1, batch_pairs)
     pairs = prep.n_pairs
     cons = consensus_rows(prep.plans)
     replica_h = per_pair * pairs / 3600
     requested = prep.config.gpus_per_replica
     gpus = 1.0 if requested == "auto" else float(requested)  # auto: a GPU each on a GPU cluster
+    label = (f"block {first.block_id}" if len(batch) == 1
+             else f"blocks {first.block_id} + {len(batch) - 1} more")
     return PlanEstimate(blocks=len(specs), pairs=pairs, consensus_rows=cons,
-                        calibration_block=spec.block_id, calibration_pairs=spec.n_pairs,
+                        calibration_block=label, calibration_pairs=batch_pairs,
                         calibration_seconds=secs, calibration_device=device,
                         seconds_per_pair=per_pair, replica_hours=replica_h,
                         gpu_hours=replica_h * gpus,
                         edge_bytes_per_row=per_row,
                         output_bytes=int(per_row * (pairs + CONSENSUS_ROW_RATIO * cons)),
                         gpus_per_replica=gpus, gpus_auto=requested == "auto")
+
+
+def _gpus_per_replica(requested: float | str, device: str) -> float:
+    """GPUs a replica would hold, for choosing its blocks per call: ``auto`` follows the
+    device the calibration runs on."""
+    if requested == "auto":
+        return 1.0 if device.startswith("cuda") else 0.0
+    return float(requested)

@@ -254,13 +254,20 @@ def _run_round(prep: Prepared, specs: list[BlockSpec], placement: Placement, pro
                                   concurrency=min(n_read, max(2, cfg.replicas // 4)))
     gpus = placement.gpus
     key = round_key(prep.run_hash)
+    # Two calls per replica at once, serialised on the replica's device lock: the next batch
+    # probes while this one's edges are scored and written (scorer.BlockScorer). No more than
+    # those two are queued on a replica: the first replica to start would otherwise take a
+    # small run's every batch while the others were still loading their model.
+    pool = ActorPoolStrategy(size=cfg.replicas, max_concurrent_calls_per_actor=2,
+                             max_tasks_in_flight_per_actor=2, enable_true_multi_threading=True)
     ds = ds.map_batches(
-        BlockScorer, batch_size=1, compute=ActorPoolStrategy(size=cfg.replicas),
+        BlockScorer, batch_size=cfg.blocks_per_call_for(gpus, len(specs)), compute=pool,
         num_gpus=gpus if gpus > 0 else None, num_cpus=placement.cpus,
         resources=dict(cfg.replica_resources) or None,
         fn_constructor_kwargs={"model_dir": prep.model_dir, "translator_dir": prep.translator_dir,
                                "spec": prep.spec, "out_uri": cfg.out,
-                               "fault_marker": fault_marker, "run_key": key},
+                               "fault_marker": fault_marker, "run_key": key,
+                               "gdt_precision": cfg.gdt_precision},
         udf_modifying_row_count=False)
     rows = []
     results = watched(ds.iter_rows(), key, placement.start_timeout_s,
@@ -307,6 +314,14 @@ def run_job(config: RunConfig, *, prepared: Prepared | None = None,
 
                 ray.shutdown()
             raise
+        if config.gdt_precision == "tf32" and placement.gpus == 0:
+            if started_here:
+                import ray
+
+                ray.shutdown()
+            raise AtlasgrnError("--gdt-precision tf32 needs GPU replicas, but these run on "
+                                "CPU", key="--gdt-precision", remedy="use fp32 (or bf16) on "
+                                "CPU, or give the replicas GPUs (--gpus-per-replica 1)")
         log(f"replicas: {config.replicas} x ({placement.cpus:g} CPU"
             f"{f', {placement.gpus:g} GPU' if placement.gpus else ''}): {placement.reason}")
         if not watchdog_can_see_replicas():
@@ -364,6 +379,9 @@ def run_job(config: RunConfig, *, prepared: Prepared | None = None,
                     "replica_busy_seconds": round(busy_s, 3),
                     "probe_seconds": round(sum(float(r["probe_seconds"]) for r in ok_rows), 3),
                     "gpu_hours": round(busy_s * gpus / 3600, 6),
+                    "blocks_per_call": config.blocks_per_call_for(gpus, len(pending)),
+                    "gdt_precision": config.gdt_precision,
+                    "replica_flops": replica_flops(ok_rows),
                     "devices": sorted({f"{r['device']}:{r['gpu_ids']}" for r in ok_rows}),
                     # transient object-store errors retried (all recovered, or the run failed)
                     "io_retries": {
@@ -434,6 +452,26 @@ def cost_estimate_vs_actual(rows: list[dict[str, Any]], pairs: int, gpus_per_rep
     return {"unit": unit, "estimate_from_first_blocks": k,
             "estimate": round(per_pair * pairs * scale / 3600, 6),
             "actual": round(actual * scale / 3600, 6)}
+
+
+def replica_flops(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per replica process: blocks, analytic probe FLOPs, and achieved FLOP/s over its busy
+    time (probes, translator, writes) and over its probe time alone."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        key = f"{r['device']}:{r['pid']}"
+        acc = out.setdefault(key, {"device": r["device"], "gpu_ids": r["gpu_ids"], "blocks": 0,
+                                   "flops": 0.0, "busy_seconds": 0.0, "probe_seconds": 0.0})
+        acc["blocks"] += 1
+        acc["flops"] += float(r.get("flops", 0.0))
+        acc["busy_seconds"] += float(r["seconds"])
+        acc["probe_seconds"] += float(r["probe_seconds"])
+    for acc in out.values():
+        acc["flop_per_s"] = round(acc["flops"] / max(acc["busy_seconds"], 1e-9), 1)
+        acc["probe_flop_per_s"] = round(acc["flops"] / max(acc["probe_seconds"], 1e-9), 1)
+        acc["busy_seconds"] = round(acc["busy_seconds"], 3)
+        acc["probe_seconds"] = round(acc["probe_seconds"], 3)
+    return out
 
 
 def _count_edges(out: RunOutput) -> int:

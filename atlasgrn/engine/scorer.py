@@ -2,12 +2,14 @@
 
 One instance per replica (``ActorPoolStrategy(size=N)``, ``num_gpus=g``): the model is loaded
 once in ``__init__`` onto the replica's GPU (Ray sets ``CUDA_VISIBLE_DEVICES``; CPU when CUDA is
-absent, e.g. logical GPUs in CI). Each call scores one block and *writes the block's Parquet
-itself* under its deterministic name, atomically, then returns a one-row summary: the driver
-never holds edges, and a retried block overwrites instead of duplicating.
+absent, e.g. logical GPUs in CI). Each call probes a batch of blocks together, then scores each
+block and *writes its Parquet itself* under its deterministic name, atomically, and returns one
+summary row per block: the driver never holds edges, and a retried block overwrites instead of
+duplicating.
 
-A block that raises is reported as ``status="failed"`` with the error, not raised: the pipeline
-keeps going and the driver retries failed blocks in a later round. A replica process that dies
+A block that raises is reported as ``status="failed"`` with the error, not raised, and the other
+blocks of its batch are kept: the pipeline goes on and the driver retries failed blocks in a later
+round. A replica process that dies
 is restarted by Ray Data (pool actors get unlimited restarts and task retries) and its block is
 recomputed.
 """
@@ -15,6 +17,7 @@ recomputed.
 from __future__ import annotations
 
 import os
+import threading
 import time
 import traceback
 from typing import Any
@@ -23,13 +26,15 @@ import numpy as np
 
 from ..digest import model_sha256
 from ..features import FeatureSpec
-from ..objectstore import retries_seen
+from ..objectstore import retries_seen_in_thread
 from .output import RunOutput
 from .plan import BlockSpec
+from .scoring import BlockWork, edge_table_of, probe_blocks
 from .watchdog import start_heartbeat
 
 SUMMARY_COLUMNS = ("block_id", "dataset", "status", "rows", "pairs", "seconds",
-                   "probe_seconds", "error", "gpu_ids", "pid", "device", "io_retries")
+                   "probe_seconds", "flops", "batch_blocks", "lock_wait_seconds", "error",
+                   "gpu_ids", "pid", "device", "io_retries")
 
 
 def _assigned_cpus() -> float:
@@ -76,10 +81,18 @@ class _Metrics:
 
 
 class BlockScorer:
-    """Callable class for ``Dataset.map_batches`` (``batch_size=1``: one block per call)."""
+    """Callable class for ``Dataset.map_batches``: a batch of blocks per call.
+
+    The blocks of a call are probed together (stacked model calls, :mod:`atlasgrn.probes.stack`)
+    while holding the replica's device lock; translator scoring and the Parquet writes happen
+    after it is released. Ray Data runs two calls per replica at once
+    (``max_concurrent_calls_per_actor=2``), so the next batch's probes start while this one's
+    edges are written, and the device does not wait on storage.
+    """
 
     def __init__(self, model_dir: str, translator_dir: str, spec: FeatureSpec,
-                 out_uri: str, fault_marker: str | None = None, run_key: str = "") -> None:
+                 out_uri: str, fault_marker: str | None = None, run_key: str = "",
+                 gdt_precision: str = "fp32") -> None:
         import torch
 
         from ..models import load_model
@@ -97,10 +110,12 @@ class BlockScorer:
             raise RuntimeError(f"translator {translator_dir} no longer carries the run's "
                                "feature spec")
         self.spec = spec
+        self.gdt_precision = gdt_precision
         self.out = RunOutput(out_uri)
         self.fault_marker = fault_marker
         self.metrics = _Metrics()
         self.gpu_ids = ",".join(_gpu_ids())
+        self.device_lock = threading.Lock()
         start_heartbeat(run_key, os.getpid())  # the driver's watchdog: this replica is alive
 
     def _maybe_die(self) -> None:
@@ -112,37 +127,54 @@ class BlockScorer:
             os._exit(17)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        from .scoring import score_block
-
         self._maybe_die()
-        rows: dict[str, list[Any]] = {c: [] for c in SUMMARY_COLUMNS}
-        for i in range(len(batch["block_id"])):
-            spec = BlockSpec.from_row({k: batch[k][i] for k in
-                                       ("dataset", "source_block", "target_block", "sources",
-                                        "targets")})
-            anchors = [str(x) for x in batch["anchors"][i]]
-            genes = [str(x) for x in batch["profile_genes"][i]]
-            profile = (dict(zip(genes, (float(v) for v in batch["profile_values"][i])))
-                       if genes else None)
+        work = [_block_work(batch, i) for i in range(len(batch["block_id"]))]
+        t_wait = time.perf_counter()
+        with self.device_lock:
             t0 = time.perf_counter()
-            retries_before = retries_seen()
-            status, error, n_rows, probe_s = "ok", "", 0, 0.0
+            features = probe_blocks(self.model, self.spec, self.translator.ensemble_kinds, work,
+                                    self.gdt_precision)
+            if self.device == "cuda":
+                import torch
+                torch.cuda.synchronize()
+            probe_wall = time.perf_counter() - t0
+        waited = t0 - t_wait
+        total_pairs = max(1, sum(w.block.n_pairs for w in work))
+        rows: dict[str, list[Any]] = {c: [] for c in SUMMARY_COLUMNS}
+        for w, feats in zip(work, features):
+            share = probe_wall * w.block.n_pairs / total_pairs
+            t1 = time.perf_counter()
+            retries_before = retries_seen_in_thread()
+            status, error, n_rows, probe_s, flops = "ok", "", 0, 0.0, 0.0
             try:
-                table, probe_s = score_block(self.model, self.translator, self.spec, spec,
-                                             anchors, profile)
-                self.out.write_table_atomic(self.out.edge_path(spec), table)
-                n_rows = table.num_rows
+                if isinstance(feats, Exception):
+                    raise feats
+                table = edge_table_of(self.translator, feats)
+                self.out.write_table_atomic(self.out.edge_path(w.block), table)
+                n_rows, probe_s, flops = table.num_rows, feats.probe_seconds, feats.flops
             except Exception as exc:  # noqa: BLE001 - reported per block, retried by the driver
                 status = "failed"
                 error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-                traceback.print_exc()
-            secs = time.perf_counter() - t0
-            self.metrics.record(spec.dataset, status, n_rows, secs)
-            for col, val in (("block_id", spec.block_id), ("dataset", spec.dataset),
-                             ("status", status), ("rows", n_rows), ("pairs", spec.n_pairs),
-                             ("seconds", secs), ("probe_seconds", probe_s), ("error", error),
-                             ("gpu_ids", self.gpu_ids), ("pid", os.getpid()),
+                traceback.print_exception(exc)
+            secs = share + time.perf_counter() - t1
+            self.metrics.record(w.block.dataset, status, n_rows, secs)
+            for col, val in (("block_id", w.block.block_id), ("dataset", w.block.dataset),
+                             ("status", status), ("rows", n_rows), ("pairs", w.block.n_pairs),
+                             ("seconds", secs), ("probe_seconds", probe_s), ("flops", flops),
+                             ("batch_blocks", len(work)),
+                             ("lock_wait_seconds", waited * w.block.n_pairs / total_pairs),
+                             ("error", error), ("gpu_ids", self.gpu_ids), ("pid", os.getpid()),
                              ("device", self.device),
-                             ("io_retries", retries_seen() - retries_before)):
+                             ("io_retries", retries_seen_in_thread() - retries_before)):
                 rows[col].append(val)
         return rows
+
+
+def _block_work(batch: dict[str, np.ndarray], i: int) -> BlockWork:
+    """Row ``i`` of a datasource batch as a planned block with its anchors and profile."""
+    spec = BlockSpec.from_row({k: batch[k][i] for k in
+                               ("dataset", "source_block", "target_block", "sources", "targets")})
+    genes = [str(x) for x in batch["profile_genes"][i]]
+    profile = (dict(zip(genes, (float(v) for v in batch["profile_values"][i])))
+               if genes else None)
+    return BlockWork(spec, [str(x) for x in batch["anchors"][i]], profile)

@@ -1,21 +1,26 @@
 """Scoring one block: features -> translator logits -> edge table (no Ray here).
 
 The features come from the translator's :class:`~atlasgrn.features.FeatureSpec` through
-:func:`atlasgrn.features.block_features`, the function translator training and the benchmark
-use, so the job serves exactly the features its translator was trained on. The model-replica
-actor and the ``--plan`` calibration both call :func:`score_block`.
+:func:`atlasgrn.features.compute.blocks_features`, the function translator training and the
+benchmark use (one block at a time there, a batch of blocks here: the same bits), so the job
+serves exactly the features its translator was trained on. The model-replica actor probes a batch
+with :func:`probe_blocks` and scores each block with :func:`edge_table_of`; the ``--plan``
+calibration calls :func:`score_block`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
 from ..errors import AtlasgrnError
-from ..features import BlockFeatures, FeatureSpec, block_features
+from ..features import BlockFeatures, FeatureSpec
+from ..features.compute import BlockRequest, blocks_features
 from ..models.interface import GeneModel
+from ..probes.execution import Precision
 from ..translator import Translator
 from .config import SPEC_OPTIONS, RunConfig
 from .output import edges_table
@@ -50,22 +55,42 @@ def serving_spec(config: RunConfig, translator: Translator, model_sha256: str,
     return spec
 
 
-def block_pair_features(model: GeneModel, spec: FeatureSpec, kinds: Sequence[str],
-                        block: BlockSpec, anchors: Sequence[str],
-                        profile: Mapping[str, float] | None) -> BlockFeatures:
-    """Features of one planned block: the job's entry to the one feature function."""
-    return block_features(model, spec, block.sources, block.targets, anchors, profile,
-                          kinds=kinds)
+@dataclass(frozen=True)
+class BlockWork:
+    """One planned block with what its features need: the dataset's anchors and profile."""
+
+    block: BlockSpec
+    anchors: Sequence[str]
+    profile: Mapping[str, float] | None
+
+
+def probe_blocks(model: GeneModel, spec: FeatureSpec, kinds: Sequence[str],
+                 work: Sequence[BlockWork],
+                 gdt_precision: Precision = "fp32") -> list[BlockFeatures | Exception]:
+    """Features of a batch of planned blocks, probed together (the job's entry to the one
+    feature function); a block that fails gets its exception, the others their features."""
+    requests = [BlockRequest(tuple(w.block.sources), tuple(w.block.targets), tuple(w.anchors),
+                             w.profile) for w in work]
+    return blocks_features(model, spec, requests, kinds, gdt_precision=gdt_precision)
+
+
+def edge_table_of(translator: Translator, features: BlockFeatures) -> pa.Table:
+    """The block's edge table (design §3.4 schema, sorted): translator logits per kind of its
+    ensemble and the ensemble score, self pairs dropped."""
+    sources, targets, flat = features.pair_rows()
+    logits = translator.logits(flat)
+    score = translator.score_from_logits(logits).astype(np.float32)
+    return edges_table(sources, targets, score,
+                       {k: logits[k] for k in translator.ensemble_kinds})
 
 
 def score_block(model: GeneModel, translator: Translator, spec: FeatureSpec,
                 block: BlockSpec, anchors: Sequence[str],
-                profile: Mapping[str, float] | None) -> tuple[pa.Table, float]:
-    """The block's edge table (design §3.4 schema, sorted) and the seconds spent in probes."""
-    kinds = translator.ensemble_kinds
-    bf = block_pair_features(model, spec, kinds, block, anchors, profile)
-    sources, targets, flat = bf.pair_rows()
-    logits = translator.logits(flat)
-    score = translator.score_from_logits(logits).astype(np.float32)
-    table = edges_table(sources, targets, score, {k: logits[k] for k in kinds})
-    return table, bf.probe_seconds
+                profile: Mapping[str, float] | None,
+                gdt_precision: Precision = "fp32") -> tuple[pa.Table, float]:
+    """One block's edge table and the seconds spent in probes (``--plan``'s calibration)."""
+    (features,) = probe_blocks(model, spec, translator.ensemble_kinds,
+                               [BlockWork(block, anchors, profile)], gdt_precision)
+    if isinstance(features, Exception):
+        raise features
+    return edge_table_of(translator, features), features.probe_seconds
