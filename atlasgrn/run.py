@@ -70,7 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     translator's feature spec (a contradiction is refused), so they default to "as trained".
     """
     from .cli_defaults import field_default
-    from .engine.config import GDT_PRECISIONS, RunConfig
+    from .engine.config import AUTO_BLOCKS_PER_CALL, GDT_PRECISIONS, RunConfig
 
     def default(name: str):
         return field_default(RunConfig, name)
@@ -115,7 +115,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "replicas to nodes started with it, e.g. --resources '{\"gpu_pool\": 4}'")
     p.add_argument("--blocks-per-call", type=int, default=default("blocks_per_call"),
                    metavar="N", help="blocks each replica probes together in one batch "
-                                     "(default: 16 on GPU replicas, 2 on CPU)")
+                                     f"(default: {AUTO_BLOCKS_PER_CALL['gpu']} on GPU replicas, "
+                                     f"{AUTO_BLOCKS_PER_CALL['cpu']} on CPU, fewer when a run "
+                                     "has few blocks per replica)")
     p.add_argument("--gdt-precision", choices=GDT_PRECISIONS, default=default("gdt_precision"),
                    help="GDT arithmetic: fp32, bf16 autocast, or TF32 matmuls (CUDA); VVP "
                         "stays fp32 (default: %(default)s)")

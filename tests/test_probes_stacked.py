@@ -149,3 +149,18 @@ def test_exact_gdt_keeps_the_one_block_api_for_repeated_genes(model):
     rep = torch.cat([src, src[:1]])
     out = gdt(model, ctx, rep, tgt, reading="uniform")
     assert torch.equal(out[-1], out[0])
+
+
+def test_bf16_stacked_gdt_matches_bf16_one_block_at_a_time(model):
+    blocks = _blocks(model, 3)
+
+    def run(members):
+        stack = stack_blocks(model, [blocks[i][0] for i in members],
+                             [blocks[i][1] for i in members], [blocks[i][2] for i in members],
+                             [0.0] * len(members))
+        return gdt_stacked(model, stack, model.config.values.gdt_levels[:3], "uniform",
+                           precision="bf16")
+
+    together = run([0, 1, 2])
+    for i in range(3):
+        torch.testing.assert_close(together[i], run([i])[0], rtol=1e-2, atol=1e-5)
