@@ -142,7 +142,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                            "replica has started after this long "
                                            "(default: %(default)s)")
     p.add_argument("--plan", action="store_true",
-                   help="dry run: print blocks, estimated GPU-hours (one block timed here) and "
+                   help="dry run: print blocks, estimated GPU-hours (one batch of blocks timed here) and "
                         "output size, then exit")
     p.add_argument("--top", type=int, default=10, help="top consensus edges to print")
 

@@ -88,8 +88,8 @@ def estimate(prep: Prepared, device: str = "cpu") -> PlanEstimate:
     blocks per call, from the largest dataset), and extrapolate to the whole plan."""
     specs = prep.specs
     first = max(specs[: max(1, len(prep.plans))], key=lambda b: b.n_pairs)
-    gpus = _gpus_per_replica(prep.config.gpus_per_replica, device)
-    per_call = prep.config.blocks_per_call_for(gpus)
+    per_call = prep.config.blocks_per_call_for(
+        _gpus_per_replica(prep.config.gpus_per_replica, device))
     batch = [b for b in specs if b.dataset == first.dataset][:per_call]
     model = prep.model if device == "cpu" else load_model(prep.model_dir, device=device)
     ds = next(d for d in prep.datasets if d.name == first.dataset)
