@@ -215,15 +215,19 @@ def test_a_killed_driver_resumes_on_s3_computing_only_the_missing_blocks(
 def test_throttling_and_an_endpoint_restart_are_retried_and_change_nothing(
         s3_stack, s3_atlas, s3_build, sim_world):
     """503 SlowDown on the first eight edge PUTs, then the endpoint down for 4 s mid-run.
-    botocore's own retries are turned off (``AWS_MAX_ATTEMPTS=1``) so that the faults outlast
-    s3fs's retries and reach ours (tenacity): the build completes, says how many retries it
-    made, and its edges equal the clean build's."""
+    botocore's own retries are turned off (``AWS_MAX_ATTEMPTS=1``), and the eight throttles all
+    hit one edge file's PUT, so they outlast s3fs's five attempts and reach ours (tenacity): the
+    build completes, says how many retries it made, and its edges equal the clean build's.
+    (Throttling the first eight edge PUTs of any file stopped reaching ours once replicas wrote
+    two batches at once: the throttles spread over concurrent PUTs, each within s3fs's own
+    attempts.)"""
     proxy, front, direct = s3_stack
     url, bucket = s3_atlas
     clean = _edges(direct, bucket, s3_build[1])
     prefix = "faults/"
     faults_before = proxy.stats.faults[503]
-    proxy.throttle(8, "PUT", f"/{bucket}/{prefix}edges/")
+    # the file name alone: the request line percent-encodes the '=' of 'dataset=...'
+    proxy.throttle(8, "PUT", sorted(clean)[0].rsplit("/", 1)[-1])
 
     def restart_when_half_done() -> None:
         deadline = time.monotonic() + 300
