@@ -119,8 +119,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                      f"{AUTO_BLOCKS_PER_CALL['cpu']} on CPU, fewer when a run "
                                      "has few blocks per replica)")
     p.add_argument("--gdt-precision", choices=GDT_PRECISIONS, default=default("gdt_precision"),
-                   help="GDT arithmetic: fp32, bf16 autocast, or TF32 matmuls (CUDA); VVP "
-                        "stays fp32 (default: %(default)s)")
+                   help="GDT arithmetic: fp32, bf16 or fp16 autocast, or TF32 matmuls (CUDA); "
+                        "VVP stays fp32 (default: %(default)s)")
     p.add_argument("--vvp-grid", type=_floats, default=default("vvp_grid"), metavar="X,X,...",
                    help=f"VVP grid; {as_trained}")
     p.add_argument("--gdt-levels", type=_floats, default=default("gdt_levels"),

@@ -133,7 +133,7 @@ def bench_model(label: str, model, args: argparse.Namespace, rates: dict) -> dic
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--gdt-precision", default="fp32", choices=("fp32", "bf16", "tf32"))
+    ap.add_argument("--gdt-precision", default="fp32", choices=("fp32", "bf16", "fp16", "tf32"))
     ap.add_argument("--blocks", type=int, default=16)
     ap.add_argument("--source-block", type=int, default=32)
     ap.add_argument("--target-block", type=int, default=128)
@@ -156,6 +156,7 @@ def main() -> None:
         rates["tf32"] = matmul_rate(args.device, torch.float32, n)
         torch.backends.cuda.matmul.allow_tf32 = False
     rates["bf16"] = matmul_rate(args.device, torch.bfloat16, n)
+    rates["fp16"] = matmul_rate(args.device, torch.float16, n)
     print("measured matmul rates: " + ", ".join(f"{k} {v / 1e12:.1f} TFLOP/s"
                                                 for k, v in rates.items()))
     rows = [bench_model(label, m, args, rates)

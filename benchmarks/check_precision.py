@@ -1,8 +1,9 @@
-"""Is GDT in reduced precision good enough? bf16 (and TF32 on CUDA) against fp32 on real blocks.
+"""Is reduced-precision GDT good enough? bf16, fp16 (TF32 on CUDA) against fp32 on real blocks.
 
 Probes blocks of the bundled demo atlas with the bundled model and translator, exactly as the
 job does (``engine.scoring.probe_blocks``, the translator's feature spec), once in fp32 and once
-per reduced precision for the GDT kinds (VVP always stays fp32), then prints:
+per reduced precision for the GDT kinds (bf16 and fp16 autocast, TF32 matmuls on CUDA; VVP always
+stays fp32), then prints:
 
 - Pearson r of the GDT features (every non-self pair, every level) against fp32;
 - the overlap of the top 1% of edges by ensemble score against fp32's top 1%;
@@ -12,8 +13,8 @@ The gate for offering a precision (issue: "GPU-ready precision"): r >= 0.999 and
 >= 0.99. ``--json FILE`` writes the figures. Prints figures; it is not a test (the test suite
 runs :func:`compare` on fewer blocks).
 
-    python benchmarks/check_precision.py                      # CPU: bf16
-    python benchmarks/check_precision.py --device cuda        # GPU: bf16 and tf32
+    python benchmarks/check_precision.py                      # CPU: bf16, fp16
+    python benchmarks/check_precision.py --device cuda        # GPU: bf16, fp16 and tf32
 """
 
 from __future__ import annotations
@@ -107,8 +108,13 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--blocks", type=int, default=8)
     ap.add_argument("--json", default=None, help="write the figures to this file")
+    ap.add_argument("--precisions", default=None,
+                    help="comma-separated (default: bf16,fp16, plus tf32 on CUDA)")
     args = ap.parse_args()
-    precisions = ["bf16", "tf32"] if args.device.startswith("cuda") else ["bf16"]
+    if args.precisions:
+        precisions = args.precisions.split(",")
+    else:
+        precisions = ["bf16", "fp16"] + (["tf32"] if args.device.startswith("cuda") else [])
     res = compare(args.blocks, precisions, args.device)
     print(f"{res['blocks']} blocks ({res['pairs']:,} pairs) of the demo atlas on {res['device']};"
           f" GDT kinds {', '.join(res['gdt_kinds'])}; fp32 {res['fp32_seconds']:.2f}s")

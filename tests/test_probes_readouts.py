@@ -73,7 +73,7 @@ def test_missing_genes_are_named_in_the_error(net):
     ({"method": "complex-step"}, "method"),
     ({"method": "fd", "fd_step": 0.0}, "fd_step"),
     ({"precision": "tf32"}, "precision"),                 # CPU: no TF32 matmuls
-    ({"precision": "fp16"}, "precision"),
+    ({"precision": "fp8"}, "precision"),
     ({"method": "fd", "precision": "bf16"}, "precision"),  # FD drowns in bf16 round-off
     ({"max_batch": 0}, "max_batch"),
     ({"uniform_mode": "rows"}, "uniform_mode"),

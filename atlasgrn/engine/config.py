@@ -24,9 +24,10 @@ EXECUTION_FIELDS = frozenset({"out", "address", "replicas", "gpus_per_replica",
                               "cpus_per_replica", "replica_resources", "blocks_per_call",
                               "retries", "read_tasks", "progress_every_s", "start_timeout_s",
                               "consensus_rows_per_part"})
-#: ``--gdt-precision``: fp32, or GDT in bf16 autocast / TF32 matmuls (validated against fp32 on
-#: the bundled model; docs/probes.md). It changes the edges' bits, so it is part of the run.
-GDT_PRECISIONS = ("fp32", "bf16", "tf32")
+#: ``--gdt-precision``: fp32, or GDT in bf16 / fp16 autocast or TF32 matmuls (each checked
+#: against fp32 on the bundled model: docs/probes.md). It changes the edges' bits, so it is part
+#: of the run.
+GDT_PRECISIONS = ("fp32", "bf16", "fp16", "tf32")
 #: Blocks per replica call when ``blocks_per_call`` is not given: on a GPU a batch must be big
 #: enough to keep the device busy. On CPU a block is already seconds of matmuls: stacking two
 #: ran at the same speed as one at a time (0.9-1.12x, 1 thread, bundled model) and only

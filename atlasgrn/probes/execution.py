@@ -31,10 +31,11 @@ from atlasgrn.models.interface import ArchConfig, GeneModel
 from atlasgrn.models.precision import full_precision
 
 Mode = Literal["forward", "jvp", "backward", "vmap"]
-#: Compute precision of a probe: fp32 (the default, and the only one VVP accepts in the engine),
-#: bf16 autocast (GDT, validated against fp32: docs/probes.md) or TF32 matmuls (CUDA only).
-Precision = Literal["fp32", "bf16", "tf32"]
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "tf32")
+#: Compute precision of a probe: fp32 (the default, and the only one VVP gets in the engine),
+#: bf16 or fp16 autocast, or TF32 matmuls (CUDA only); docs/probes.md compares them with fp32.
+Precision = Literal["fp32", "bf16", "fp16", "tf32"]
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "tf32")
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 DEFAULT_CPU_BUDGET_BYTES = 1 << 30  # 1 GiB of activations per chunk on CPU
 CUDA_BUDGET_FRACTION = 0.5           # of the free device memory when no budget is given
@@ -114,7 +115,7 @@ class ProbeRunner(AbstractContextManager["ProbeRunner"]):
         if self.max_batch is not None:
             return self.max_batch
         arch = self.model.config.arch
-        elem = 2 if self.precision == "bf16" else torch.finfo(self.dtype).bits // 8
+        elem = 2 if self.precision in _AUTOCAST_DTYPES else torch.finfo(self.dtype).bits // 8
         fit = max(1, self.budget // max(1, cell_bytes(arch, self.length, mode, elem)))
         return fit if self.device.type == "cuda" else min(fit, MAX_CPU_BATCH[mode])
 
@@ -128,9 +129,9 @@ class ProbeRunner(AbstractContextManager["ProbeRunner"]):
         stack = ExitStack()
         # fp32 unless asked: VVP features are differences bf16 cannot resolve (models/precision)
         stack.enter_context(full_precision())
-        if self.precision == "bf16":
+        if self.precision in _AUTOCAST_DTYPES:
             stack.enter_context(torch.autocast(device_type=self.device.type,
-                                               dtype=torch.bfloat16))
+                                               dtype=_AUTOCAST_DTYPES[self.precision]))
         elif self.precision == "tf32":
             stack.enter_context(_tf32_matmuls())
         return stack
