@@ -31,28 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def matmul_flop_per_s(threads: int, n: int = 1024, device: str = "cpu") -> float:
-    """Best-of-5 fp32 ``n x n`` matmul rate with ``threads`` torch threads (the replica's)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        a = torch.randn(n, n, device=device)
-        b = torch.randn(n, n, device=device)
-        best = float("inf")
-        for _ in range(6):
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            a @ b
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - t0)
-        return 2.0 * n ** 3 / best
-    finally:
-        torch.set_num_threads(before)
+from matmul_rate import matmul_flop_per_s  # noqa: E402  (beside this script)
 
 
 def run_build(atlas: str, out: str, args: argparse.Namespace, replicas: int,
@@ -130,7 +109,7 @@ def main() -> None:
 
     device = "cuda" if args.gpus_per_replica > 0 else "cpu"
     size = 1024 if device == "cpu" else 8192
-    matmul = matmul_flop_per_s(1, size, device)
+    matmul = matmul_flop_per_s(size, device, threads=1)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     atlas = str(demo_atlas_path())
     # (replicas, blocks per call): the default (auto), one block per call as the engine ran
@@ -150,7 +129,7 @@ def main() -> None:
             rows.append(run_build(atlas, str(Path(tmp) / f"r{i}"), args, replicas, per_call))
     driver_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ray.shutdown()
-    matmul_after = matmul_flop_per_s(1, size, device)
+    matmul_after = matmul_flop_per_s(size, device, threads=1)
     peak = max(matmul, matmul_after)
     print(f"1-thread fp32 {size}^2 matmul: {matmul / 1e9:.1f} GFLOP/s before the builds, "
           f"{matmul_after / 1e9:.1f} after (the larger is the reference)")

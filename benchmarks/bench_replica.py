@@ -26,6 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from matmul_rate import matmul_flop_per_s  # noqa: E402  (beside this script)
+
 SCGPT_SIZE = {"d_model": 512, "n_layers": 12, "n_heads": 8, "d_ff": 512}
 
 
@@ -60,23 +62,6 @@ def requests(model, n_blocks: int, n_src: int, n_tgt: int, seed: int = 0):
         start = n_blocks * n_src + b * n_tgt
         out.append(BlockRequest(src, tuple(genes[start:start + n_tgt]), anchors))
     return out
-
-
-def matmul_rate(device: str, dtype, n: int) -> float:
-    import torch
-
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    best = float("inf")
-    for _ in range(6):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        a @ b
-        if device == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * n ** 3 / best
 
 
 def peak_memory_reset(device: str) -> None:
@@ -149,14 +134,14 @@ def main() -> None:
     if args.device == "cpu":
         torch.set_num_threads(os.cpu_count() or 1)
     n = 8192 if args.device == "cuda" else 1024
-    rates = {"fp32": matmul_rate(args.device, torch.float32, n)}
+    rates = {"fp32": matmul_flop_per_s(n, args.device, torch.float32)}
     rates["tf32"] = rates["fp32"]
     if args.device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
-        rates["tf32"] = matmul_rate(args.device, torch.float32, n)
+        rates["tf32"] = matmul_flop_per_s(n, args.device, torch.float32)
         torch.backends.cuda.matmul.allow_tf32 = False
-    rates["bf16"] = matmul_rate(args.device, torch.bfloat16, n)
-    rates["fp16"] = matmul_rate(args.device, torch.float16, n)
+    rates["bf16"] = matmul_flop_per_s(n, args.device, torch.bfloat16)
+    rates["fp16"] = matmul_flop_per_s(n, args.device, torch.float16)
     print("measured matmul rates: " + ", ".join(f"{k} {v / 1e12:.1f} TFLOP/s"
                                                 for k, v in rates.items()))
     rows = [bench_model(label, m, args, rates)

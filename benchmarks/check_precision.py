@@ -82,6 +82,7 @@ def compare(n_blocks: int, precisions: list[str], device: str = "cpu",
     ref, ref_s = run("fp32")
     ref_scores = np.concatenate([edge_table_of(prep.translator, f)["score"].to_numpy()
                                  for f in ref])
+    ref_values = {kind: _values(ref, kind) for kind in gdt_kinds}
     pairs = sum(w.block.n_pairs for w in work)
     result = {"device": device, "blocks": len(work), "pairs": pairs, "gdt_kinds": gdt_kinds,
               "fp32_seconds": round(ref_s, 3), "precisions": {}}
@@ -89,10 +90,8 @@ def compare(n_blocks: int, precisions: list[str], device: str = "cpu",
         feats, secs = run(precision)
         entry: dict = {"seconds": round(secs, 3), "speedup": round(ref_s / secs, 3)}
         for kind in gdt_kinds:
-            x = np.concatenate([f.pair_rows()[2][kind].ravel() for f in ref]).astype(np.float64)
-            y = np.concatenate([f.pair_rows()[2][kind].ravel() for f in feats]).astype(
-                np.float64)
-            entry[f"pearson_{kind}"] = round(float(np.corrcoef(x, y)[0, 1]), 6)
+            r = np.corrcoef(ref_values[kind], _values(feats, kind))[0, 1]
+            entry[f"pearson_{kind}"] = round(float(r), 6)
         scores = np.concatenate([edge_table_of(prep.translator, f)["score"].to_numpy()
                                  for f in feats])
         entry["top1pct_overlap"] = round(top_fraction_overlap(ref_scores, scores), 4)
@@ -101,6 +100,11 @@ def compare(n_blocks: int, precisions: list[str], device: str = "cpu",
                                and entry["top1pct_overlap"] >= OVERLAP_GATE)
         result["precisions"][precision] = entry
     return result
+
+
+def _values(feats: list, kind: str) -> np.ndarray:
+    """Every non-self pair's ``kind`` features of a batch, flattened (float64)."""
+    return np.concatenate([f.pair_rows()[2][kind].ravel() for f in feats]).astype(np.float64)
 
 
 def main() -> None:

@@ -220,11 +220,8 @@ class ProbeRunner(AbstractContextManager["ProbeRunner"]):
         at once (vmapped cotangents; rows are independent in the model). The explicit attention
         path is used because the fused kernel's backward has no batching rule.
         """
-        pts = points if points.dim() == 2 else points[None]
-        n_p = int(pts.shape[0])
-        rows_p = rows.expand(n_p, -1) if rows.dim() == 1 else rows
-        cols_p = cols.expand(n_p, -1) if cols.dim() == 1 else cols
-        n_r = int(rows_p.shape[1])
+        pts, rows_p, cols_p = _per_point(points, rows, cols)
+        n_p, n_r = int(pts.shape[0]), int(rows_p.shape[1])
         out = torch.empty(n_p, n_r, cols_p.shape[1], dtype=self.out_dtype)
         with self.model.attention_impl("math"):
             for pa, pb, step in self._point_chunks(n_p, "backward"):
@@ -251,11 +248,8 @@ class ProbeRunner(AbstractContextManager["ProbeRunner"]):
         """``J_p[rows_p][:, cols_p].T`` at each point, ``[P, C, R]``, forward mode (shapes as in
         :meth:`jacobian_rows`). The primal is computed once per chunk of points (unbatched under
         vmap); only the tangents are batched."""
-        pts = points if points.dim() == 2 else points[None]
-        n_p = int(pts.shape[0])
-        rows_p = rows.expand(n_p, -1) if rows.dim() == 1 else rows
-        cols_p = cols.expand(n_p, -1) if cols.dim() == 1 else cols
-        n_c = int(cols_p.shape[1])
+        pts, rows_p, cols_p = _per_point(points, rows, cols)
+        n_p, n_c = int(pts.shape[0]), int(cols_p.shape[1])
         out = torch.empty(n_p, n_c, rows_p.shape[1], dtype=self.out_dtype)
         with self.model.attention_impl("math"), _quiet_torch_jit_deprecation():
             for pa, pb, step in self._point_chunks(n_p, "jvp", recompute_for=n_c):
@@ -280,6 +274,15 @@ class ProbeRunner(AbstractContextManager["ProbeRunner"]):
                     picked = d.gather(2, want_rows[None].expand(b - a, -1, -1))
                     out[pa:pb, a:b] = picked.permute(1, 0, 2).to(self.out_dtype).cpu()
         return out
+
+
+def _per_point(points: torch.Tensor,
+               *indices: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Points as ``[P, L]`` (one point ``[L]`` becomes ``[1, L]``) and each index as ``[P, n]``
+    (a shared ``[n]`` index repeated for every point)."""
+    pts = points if points.dim() == 2 else points[None]
+    n_p = int(pts.shape[0])
+    return (pts, *(i.expand(n_p, -1) if i.dim() == 1 else i for i in indices))
 
 
 def _one_hot_per_point(out: torch.Tensor, points: torch.Tensor, index: torch.Tensor) -> None:
