@@ -28,6 +28,7 @@ _EXPORTS = {
     "default_cache_dir": ".table",
     "layout_blocks": ".layout",
     "profile_from_means": ".universe",
+    "vocabulary_anchors": ".universe",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

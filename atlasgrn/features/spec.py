@@ -47,6 +47,13 @@ GDT_METHODS = ("exact", "fd")
 #: the default 32 x 128 block with room for anchors.
 DEFAULT_CONTEXT_LEN = 256
 SPEC_FORMAT = 1
+#: How a network relates to its data (recorded with the spec, derived from it):
+#: ``universal``: a scalar background and token-id anchors, so a pair's features depend on the
+#: model, the spec and the genes of its block only; the engine lays blocks over the union of an
+#: atlas's genes, probes each once and serves every dataset from the stored scores.
+#: ``context``: a profile background (or expression anchors, or ``pert``): features depend on the
+#: dataset or cell-type context they were probed in, so each context is probed on its own.
+MODES = ("universal", "context")
 
 
 @dataclass(frozen=True)
@@ -150,12 +157,19 @@ class FeatureSpec:
         return self.needs_profile() or self.anchors == "expression"
 
     @property
+    def mode(self) -> str:
+        """``universal`` or ``context`` (see :data:`MODES`): what the engine may share across
+        datasets. Derived, never set, so a spec cannot claim a mode its settings contradict."""
+        return "context" if self.needs_expression else "universal"
+
+    @property
     def gdt_kinds(self) -> tuple[str, ...]:
         return tuple(k for k in self.kinds if k in GDT_READINGS)
 
     def digest(self) -> str:
-        """sha256 of the spec: the identity of its features (cache keys, run hashes)."""
-        return json_sha256(self.to_json())
+        """sha256 of the spec: the identity of its features (cache keys, run hashes). The
+        derived ``mode`` is left out, so specs saved before it was recorded keep their digest."""
+        return json_sha256({k: v for k, v in self.to_json().items() if k != "mode"})
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_json(self) -> dict[str, Any]:
@@ -164,6 +178,7 @@ class FeatureSpec:
             if isinstance(v, tuple):
                 d[k] = list(v)
         d["format"] = SPEC_FORMAT
+        d["mode"] = self.mode
         return d
 
     @classmethod
@@ -177,7 +192,7 @@ class FeatureSpec:
                                 path=path, key="feature_spec.format",
                                 remedy=f"this atlasgrn reads format {SPEC_FORMAT}; retrain")
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names - {"format"})
+        unknown = sorted(set(data) - names - {"format", "mode"})
         required = [f.name for f in dataclasses.fields(cls)
                     if f.default is dataclasses.MISSING]
         missing = [n for n in required if n not in data]
@@ -189,12 +204,18 @@ class FeatureSpec:
         kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()
               if k in names}
         try:
-            return cls(**kw)
+            spec = cls(**kw)
         except (TypeError, ValueError) as exc:
             raise AtlasgrnError(f"malformed feature_spec ({exc})", path=path,
                                 key="feature_spec", remedy="retrain the translator") from None
         except AtlasgrnError as exc:
             raise AtlasgrnError(exc.detail, path=path, key=exc.key, remedy=exc.remedy) from None
+        stated = data.get("mode")
+        if stated is not None and stated != spec.mode:
+            raise AtlasgrnError(f"feature_spec states mode {stated!r}, but its settings make it "
+                                f"{spec.mode!r}", path=path, key="feature_spec.mode",
+                                remedy="retrain the translator with this atlasgrn")
+        return spec
 
     # ------------------------------------------------------------------ checks
     def check_option(self, option: str, field: str, value: Any, *,

@@ -90,3 +90,16 @@ def build_universe(vocab: Mapping[str, int], names: Sequence[str], spec: Feature
         anchors = tuple(sorted(genes, key=lambda g: (-mean_of[g], g)))
     return GeneUniverse(genes=genes, anchors=anchors, profile=profile, names=given,
                         unmapped=tuple(unmapped))
+
+
+def vocabulary_anchors(vocab: Mapping[str, int], spec: FeatureSpec) -> tuple[str, ...]:
+    """Universal mode's one anchor list, fixed with the model: its vocabulary's genes in
+    token-id order (the ``token_id`` policy applied to the model's whole gene universe), cut to
+    the context length. A dataset never changes it, so a block's features do not depend on
+    which datasets share the atlas."""
+    if spec.anchors != "token_id":
+        raise AtlasgrnError(f"universal mode needs token-id anchors, not {spec.anchors!r}",
+                            key="feature_spec.anchors", remedy="use --mode context, or a "
+                            "translator trained with anchors='token_id'")
+    genes = sorted((g for g in vocab if g not in SPECIAL_TOKENS), key=lambda g: int(vocab[g]))
+    return tuple(genes[:spec.context_len])
