@@ -16,6 +16,11 @@ DATASETS_GROUP: Final = "datasets"
 STATS_KEY: Final = "atlasgrn_stats"  # under datasets/<name>/uns, cached per-gene reductions
 #: Version of the cached statistics: 2 sums in float64 (1, float32 sums, is recomputed).
 STATS_VERSION: Final = 2
+#: Under datasets/<name>/uns: cached per-context sums, one entry per obs column
+#: (:mod:`atlasgrn.atlas.context_cache`), written only when the caller asks for it.
+CONTEXT_STATS_KEY: Final = "atlasgrn_context_stats"
+#: Version of the cached per-context sums; another version is recomputed, never read.
+CONTEXT_STATS_VERSION: Final = 1
 #: Dataset attribute: sha256 of its values as the writer streamed them (run identity).
 CONTENT_ATTR: Final = "content_sha256"
 
