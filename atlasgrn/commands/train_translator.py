@@ -32,6 +32,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-epochs", type=int,
                    default=field_default(TranslatorConfig, "max_epochs"))
     add_spec_options(p)
+    p.add_argument("--background", default=None, metavar="X|profile",
+                   help="virtual-cell background: a number (universal mode; default: the "
+                        "model's), or 'profile', each gene at its mean in --expression "
+                        "(context mode)")
+    p.add_argument("--expression", default=None, metavar="ATLAS",
+                   help="atlas holding the dataset whose mean expression the profile "
+                        "background uses (context mode)")
+    p.add_argument("--expression-dataset", default=None, metavar="NAME",
+                   help="dataset of --expression (needed when the atlas has several)")
     p.add_argument("--cache", default=None, help="feature cache dir ('none' disables)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--overwrite", action="store_true",
@@ -71,10 +80,14 @@ def run(args: argparse.Namespace) -> int:
     cache = None if (args.cache or "").lower() == "none" else (
         Path(args.cache) if args.cache else default_cache_dir())
     model = load_model(args.model)
+    background = _background(args.background)
+    expression = (_expression(args.expression, args.expression_dataset)
+                  if args.expression else None)
     result = train_from_prior(
         model, args.prior, args.genes, kinds=kinds,
         config=TranslatorConfig(seed=args.seed, max_epochs=args.max_epochs),
-        spec_options=spec_options(args),
+        spec_options={**spec_options(args), "background": background},
+        expression=expression,
         cache_dir=cache, drop_unknown=args.drop_unknown, source_col=args.source_col,
         target_col=args.target_col, header=not args.no_header, model_path=args.model)
     out = save_translator(result.translator, args.out, overwrite=args.overwrite)
@@ -85,3 +98,39 @@ def run(args: argparse.Namespace) -> int:
           + ", ".join(f"{k} {v:.3f}" if v is not None else f"{k} n/a" for k, v in val.items())
           + ")")
     return 0
+
+
+def _background(text: str | None) -> float | str | None:
+    from ..errors import AtlasgrnError
+    from ..features import PROFILE
+
+    if text is None or text == PROFILE:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise AtlasgrnError(f"--background {text!r} is neither a number nor 'profile'",
+                            key="--background", remedy="give e.g. 0, or profile") from None
+
+
+def _expression(atlas_uri: str, dataset: str | None):  # -> training.prior.Expression
+    """The dataset's per-gene means (streamed once; the atlas is opened read-only)."""
+    from ..atlas import open_atlas
+    from ..errors import AtlasgrnError
+    from ..training.prior import Expression
+
+    atlas = open_atlas(atlas_uri, writable=False)
+    names = list(atlas.names)
+    if dataset is None and len(names) != 1:
+        raise AtlasgrnError(f"the atlas holds {len(names)} datasets", path=atlas_uri,
+                            key="--expression-dataset", remedy=f"name one of: "
+                                                               f"{', '.join(names)}")
+    name = dataset or names[0]
+    if name not in names:
+        raise AtlasgrnError(f"dataset '{name}' is not in the atlas", path=atlas_uri,
+                            key="--expression-dataset", remedy=f"one of: {', '.join(names)}")
+    ds = atlas.dataset(name)
+    stats = ds.gene_stats()
+    return Expression(genes=tuple(map(str, ds.genes)),
+                      means=tuple(float(m) for m in stats.mean),
+                      value_kind=ds.info.value_kind, label=f"{atlas_uri}:{name}")

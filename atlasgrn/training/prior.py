@@ -41,6 +41,16 @@ from ..translator.threads import torch_threads
 from ..translator.train import TranslatorConfig, split_by_group, train_translator
 
 
+@dataclass(frozen=True)
+class Expression:
+    """Per-gene mean expression of the dataset a context-mode translator is trained on."""
+
+    genes: tuple[str, ...]
+    means: tuple[float, ...]
+    value_kind: str
+    label: str
+
+
 def read_prior(path: str | os.PathLike[str], source_col: str | None = None,
                target_col: str | None = None, header: bool = True) -> pd.DataFrame:
     """Edges ``source,target`` (str) of a CSV/TSV prior (:func:`atlasgrn.edgelist.read_edge_list`;
@@ -82,19 +92,23 @@ def train_from_prior(model: GeneModel, prior: str | os.PathLike[str],
                      cache_dir: str | os.PathLike[str] | None = None,
                      drop_unknown: bool = False, source_col: str | None = None,
                      target_col: str | None = None, header: bool = True,
-                     model_path: str | None = None) -> PriorTraining:
+                     model_path: str | None = None,
+                     expression: Expression | None = None) -> PriorTraining:
     """Train a translator on a prior's edges over a gene universe; provenance filled in.
 
-    ``spec_options`` are :class:`FeatureSpec` fields (``context_len``, ``source_block`` ...;
-    None values take the defaults); the resulting spec is the translator's ``feature_spec``.
+    ``spec_options`` are :class:`FeatureSpec` fields (``context_len``, ``source_block``,
+    ``background`` ...; None values take the defaults); the resulting spec is the translator's
+    ``feature_spec``. A spec that needs expression (context mode: a profile background) needs
+    ``expression``, the mean of each gene in a dataset; genes it does not measure are dropped.
     """
     config = config or TranslatorConfig()
     spec = FeatureSpec.for_model(model, kinds=tuple(kinds), **(spec_options or {}))
-    if spec.needs_expression:
+    if spec.needs_expression and expression is None:
         raise AtlasgrnError("a gene list has no expression, so the features cannot use a "
                             f"profile background, pert or expression anchors (spec: background="
                             f"{spec.background!r}, anchors={spec.anchors!r})", key="--background",
-                            remedy="train with a scalar background and token_id anchors")
+                            remedy="give --expression ATLAS (and --expression-dataset) to "
+                                   "train for context mode, or use a scalar background")
     edges = read_prior(prior, source_col, target_col, header)
     universe = read_gene_list(genes)
     ids = map_genes(model.vocab, universe)
@@ -115,6 +129,16 @@ def train_from_prior(model: GeneModel, prior: str | os.PathLike[str],
         raise AtlasgrnError(f"only {len(uni)} gene(s) of the list are in the model's vocabulary",
                             path=str(genes), key="--genes",
                             remedy="use gene symbols of the model's vocabulary")
+    measured = 0
+    if expression is not None:
+        have = set(expression.genes)
+        measured = len(uni)
+        uni = [g for g in uni if g in have]
+        if len(uni) < 3:
+            raise AtlasgrnError(f"only {len(uni)} gene(s) of the list are measured in the "
+                                "expression dataset", path=expression.label,
+                                key="--expression-dataset",
+                                remedy="use the dataset the prior's genes were measured in")
     in_uni = set(uni)
     keep = edges.source.isin(in_uni) & edges.target.isin(in_uni) & (edges.source != edges.target)
     kept = edges[keep]
@@ -129,7 +153,13 @@ def train_from_prior(model: GeneModel, prior: str | os.PathLike[str],
                     targets=kept.target.to_numpy(str), folder=Path(prior).parent)
     tp = training_pairs(ns, config.seed)
     stats = CacheStats()
-    gene_universe = build_universe(model.vocab, uni, spec, label="--genes")
+    if expression is not None:
+        mean_of = dict(zip(expression.genes, expression.means))
+        gene_universe = build_universe(model.vocab, uni, spec, label="--genes",
+                                       means=[mean_of[g] for g in uni],
+                                       value_kind=expression.value_kind)
+    else:
+        gene_universe = build_universe(model.vocab, uni, spec, label="--genes")
     table = compute_table(model, spec, gene_universe, sources, list(kinds),
                           pairs=(tp.sources.tolist(), tp.targets.tolist()),
                           cache_dir=cache_dir, stats=stats)
@@ -157,6 +187,9 @@ def train_from_prior(model: GeneModel, prior: str | os.PathLike[str],
                   "edges_in_universe": int(len(kept)), "regulators": len(sources)},
         "genes": {"path": str(genes), "sha256": file_sha256(genes), "listed": len(universe),
                   "unknown_dropped": len(unknown), "universe": len(uni)},
+        "expression": (None if expression is None else
+                       {"source": expression.label, "value_kind": expression.value_kind,
+                        "unmeasured_dropped": measured - len(uni)}),
         "model": {"path": model_path or "bundled default", "sha256": spec.model_sha256,
                   "provenance_origin": (model.config.provenance or {}).get("origin"),
                   "seen_datasets": [d.get("name") for d in
