@@ -70,7 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     translator's feature spec (a contradiction is refused), so they default to "as trained".
     """
     from .cli_defaults import field_default
-    from .engine.config import AUTO_BLOCKS_PER_CALL, GDT_PRECISIONS, RunConfig
+    from .engine.config import AUTO_BLOCKS_PER_CALL, GDT_PRECISIONS, MODES, RunConfig
 
     def default(name: str):
         return field_default(RunConfig, name)
@@ -121,6 +121,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gdt-precision", choices=GDT_PRECISIONS, default=default("gdt_precision"),
                    help="GDT arithmetic: fp32, bf16 or fp16 autocast, or TF32 matmuls (CUDA); "
                         "VVP stays fp32 (default: %(default)s)")
+    p.add_argument("--mode", choices=MODES, default=default("mode"),
+                   help="universal: one network over the union of the atlas's genes, each block "
+                        "probed once and every dataset cut from the stored scores; context: "
+                        "each dataset probed with its own profile (default: the mode the "
+                        "translator was trained for; a contradiction is refused)")
+    p.add_argument("--cache", default=default("cache"), metavar="URI",
+                   help="universal mode's probe store, a local path or object-store prefix "
+                        "shared by runs: blocks stored under the same model and feature spec "
+                        "are reused, not probed (default: <out>/store)")
+    p.add_argument("--context-key", default=default("context_key"), metavar="OBS_COLUMN",
+                   help="context mode: one network per (dataset, value of this obs column, "
+                        "e.g. cell_type), each probed with its own mean profile; output "
+                        "partitioned dataset=/context=")
+    p.add_argument("--min-cells", type=int, default=default("min_cells"), metavar="N",
+                   help="with --context-key, the fewest cells a context needs for a network "
+                        "(default: %(default)s)")
     p.add_argument("--vvp-grid", type=_floats, default=default("vvp_grid"), metavar="X,X,...",
                    help=f"VVP grid; {as_trained}")
     p.add_argument("--gdt-levels", type=_floats, default=default("gdt_levels"),
@@ -180,7 +196,8 @@ def config_from_args(args: argparse.Namespace):
                      cpus_per_replica=args.cpus_per_replica,
                      replica_resources=tuple(args.replica_resources or ()),
                      blocks_per_call=args.blocks_per_call, gdt_precision=args.gdt_precision,
-                     vvp_grid=args.vvp_grid,
+                     mode=args.mode, cache=args.cache, context_key=args.context_key,
+                     min_cells=args.min_cells, vvp_grid=args.vvp_grid,
                      gdt_levels=args.gdt_levels, gdt_reading=args.gdt_reading,
                      background=args.background, context_len=args.context_len,
                      retries=args.retries, read_tasks=args.read_tasks,

@@ -52,6 +52,8 @@ def test_plan_prints_blocks_and_a_calibrated_estimate_and_writes_nothing(sim_wor
     text = capsys.readouterr().out
     assert rc == 0 and not out.exists()
     assert "sim00: 120 genes, 2 regulators" in text
-    assert re.search(r"calibration: blocks? sim00:0:0", text) and "pairs/s" in text
+    assert re.search(r"calibration: blocks? _union:0:0", text) and "pairs/s" in text
+    assert "mode: universal" in text
+    assert "probing each dataset on its own would take 4 blocks" in text
     assert "GPU-hours at 1 GPU/replica" in text  # --gpus-per-replica auto: a GPU each
     assert "note: calibrated on CPU" in text

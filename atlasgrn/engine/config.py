@@ -22,6 +22,7 @@ from ..errors import AtlasgrnError
 #: share its batch (tests/test_probes_stacked.py, on CPU; see docs/engine.md for CUDA).
 EXECUTION_FIELDS = frozenset({"out", "address", "replicas", "gpus_per_replica",
                               "cpus_per_replica", "replica_resources", "blocks_per_call",
+                              "cache",
                               "retries", "read_tasks", "progress_every_s", "start_timeout_s",
                               "consensus_rows_per_part"})
 #: ``--gdt-precision``: fp32, or GDT in bf16 / fp16 autocast or TF32 matmuls (each checked
@@ -39,6 +40,9 @@ SPEC_OPTIONS = {"vvp_grid": "vvp_grid", "gdt_levels": "gdt_levels", "background"
                 "context_len": "context_len", "source_block": "source_block",
                 "target_block": "target_block"}
 READINGS = ("uniform", "source")
+#: ``--mode``: asserted against the translator's feature spec, which decides it
+#: (:data:`atlasgrn.features.spec.MODES`).
+MODES = ("universal", "context")
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,17 @@ class RunConfig:
     #: blocks probed together per replica call (None: :data:`AUTO_BLOCKS_PER_CALL`)
     blocks_per_call: int | None = None
     gdt_precision: str = "fp32"
+    #: ``--mode``: None means the translator's (its feature spec decides); a contradiction is
+    #: refused like any probe option
+    mode: str | None = None
+    #: ``--cache``: universal mode's probe store (a local path or an object-store prefix),
+    #: shared by runs; None keeps it inside the run's output (``<out>/store``). Where the
+    #: store lives never changes an edge: its keys are the model, the spec and the block.
+    cache: str | None = None
+    #: ``--context-key``: an obs column (e.g. ``cell_type``); context mode builds one network
+    #: per (dataset, value) with at least ``min_cells`` cells, each with its own profile
+    context_key: str | None = None
+    min_cells: int = 50
     vvp_grid: tuple[float, ...] | None = None
     gdt_levels: tuple[float, ...] | None = None
     gdt_reading: str | None = None
@@ -113,6 +128,7 @@ class RunConfig:
              "a positive number of seconds"),
             ("--progress-every", self.progress_every_s, self.progress_every_s >= 0,
              "0 (every block) or a positive number of seconds"),
+            ("--min-cells", self.min_cells, self.min_cells >= 1, "at least 1 cell"),
             ("--consensus-rows-per-part", self.consensus_rows_per_part,
              self.consensus_rows_per_part >= 1, "a positive number of rows")]
         for key, value, ok, remedy in checks:
@@ -130,6 +146,9 @@ class RunConfig:
         if self.gdt_reading is not None and self.gdt_reading not in READINGS:
             raise AtlasgrnError(f"unknown GDT reading {self.gdt_reading!r}", key="--gdt-reading",
                                 remedy="use 'uniform' or 'source'")
+        if self.mode is not None and self.mode not in MODES:
+            raise AtlasgrnError(f"unknown mode {self.mode!r}", key="--mode",
+                                remedy=f"use one of {', '.join(MODES)}")
         if self.gdt_precision not in GDT_PRECISIONS:
             raise AtlasgrnError(f"unknown GDT precision {self.gdt_precision!r}",
                                 key="--gdt-precision",
@@ -179,7 +198,8 @@ class RunConfig:
         # and the atlas through its canonical URI (resolved path or normalised URL) and content
         # digest, so the same atlas spelled another way resumes the same run
         # the regulator list enters through its content digest too
-        skip = EXECUTION_FIELDS | set(SPEC_OPTIONS) | {"gdt_reading", "model", "translator",
+        skip = EXECUTION_FIELDS | set(SPEC_OPTIONS) | {"gdt_reading", "mode", "model",
+                                                        "translator",
                                                         "atlas", "atlas_id", "regulators"}
         d = {k: v for k, v in self.to_dict().items() if k not in skip}
         if d.get("datasets"):

@@ -21,7 +21,8 @@ from .plan import BlockSpec
 BLOCK_SCHEMA = pa.schema([
     ("block_id", pa.string()), ("dataset", pa.string()), ("source_block", pa.int32()),
     ("target_block", pa.int32()), ("sources", pa.list_(pa.string())),
-    ("targets", pa.list_(pa.string())), ("anchors", pa.list_(pa.string())),
+    ("targets", pa.list_(pa.string())), ("context", pa.string()),
+    ("anchors", pa.list_(pa.string())),
     ("profile_genes", pa.list_(pa.string())), ("profile_values", pa.list_(pa.float64())),
 ])
 
@@ -32,14 +33,14 @@ def _read_blocks(specs: Sequence[BlockSpec], anchors: Mapping[str, list[str]],
 
     profiles: dict[str, Mapping[str, float]] = {}
     for spec in specs:
-        anc = anchors[spec.dataset]
+        anc = anchors[spec.network]
         genes: list[str] = []
         values: list[float] = []
-        ref = profile_refs.get(spec.dataset)
+        ref = profile_refs.get(spec.network)
         if ref is not None:
-            if spec.dataset not in profiles:
-                profiles[spec.dataset] = ray.get(ref)
-            prof = profiles[spec.dataset]
+            if spec.network not in profiles:
+                profiles[spec.network] = ray.get(ref)
+            prof = profiles[spec.network]
             genes = sorted(set(spec.sources) | set(spec.targets) | set(anc))
             values = [prof[g] for g in genes]
         row = {k: [v] for k, v in spec.to_row().items()}
@@ -54,8 +55,8 @@ class BlockDatasource(Datasource):
 
     def __init__(self, specs: Sequence[BlockSpec], anchors: Mapping[str, Sequence[str]],
                  profile_refs: Mapping[str, Any]) -> None:
-        """``anchors``: per dataset, the fill order already cut to the context length;
-        ``profile_refs``: per dataset, an object reference to its profile (none when the
+        """``anchors``: per network (dataset, or dataset/context), the fill order already cut
+        to the context length; ``profile_refs``: per network, an object reference to its profile (none when the
         features need no profile)."""
         super().__init__()
         self._specs = list(specs)
@@ -77,7 +78,7 @@ class BlockDatasource(Datasource):
             group = self._specs[bounds[i]:bounds[i + 1]]
             if not group:
                 continue
-            used = {s.dataset for s in group}
+            used = {s.network for s in group}
             anchors = {d: self._anchors[d] for d in used}
             refs = {d: r for d, r in self._profile_refs.items() if d in used}
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from ..models import load_model
 from .job import Prepared
-from .plan import DatasetPlan
+from .plan import DatasetPlan, plan_dataset
 from .scoring import BlockWork, edge_table_of, probe_blocks
 
 AUTO_NOTE = " (auto: on a cluster with GPUs; CPU replicas otherwise)"
@@ -41,11 +41,18 @@ class PlanEstimate:
     output_bytes: int
     gpus_per_replica: float
     gpus_auto: bool = False
+    mode: str = "context"
+    #: pairs written to edge files (in universal mode, cut from the probed union blocks)
+    edge_pairs: int = 0
+    #: what probing each dataset on its own would cost (today's engine before universal mode)
+    per_dataset_blocks: int = 0
+    per_dataset_pairs: int = 0
 
     def lines(self, replicas: int) -> list[str]:
         gpus_per_replica = self.gpus_per_replica
         wall = self.replica_hours / max(1, replicas)
-        out = [f"blocks: {self.blocks:,}; pairs: {self.pairs:,}; consensus rows: "
+        out = [f"mode: {self.mode}; probe blocks: {self.blocks:,}; probed pairs: "
+               f"{self.pairs:,}; edge rows: {self.edge_pairs:,}; consensus rows: "
                f"{self.consensus_rows:,}",
                f"calibration: {self.calibration_block} ({self.calibration_pairs:,} pairs) "
                f"took {self.calibration_seconds:.2f}s on {self.calibration_device} "
@@ -56,6 +63,11 @@ class PlanEstimate:
                f"replica(s)",
                f"output: ~{self.output_bytes / 2**20:,.1f} MiB "
                f"({self.edge_bytes_per_row:.1f} bytes per edge row, zstd Parquet)"]
+        if self.mode == "universal":
+            ratio = self.per_dataset_blocks / max(1, self.blocks)
+            out.append(f"universal mode probes the union of the datasets' genes once: probing "
+                       f"each dataset on its own would take {self.per_dataset_blocks:,} blocks "
+                       f"({self.per_dataset_pairs:,} pairs), {ratio:.1f}x the blocks")
         if self.calibration_device == "cpu" and gpus_per_replica > 0:
             out.append("note: calibrated on CPU; GPU replicas will be faster (re-run --plan on a "
                        "GPU node for a GPU figure)")
@@ -86,14 +98,18 @@ def consensus_rows(plans: Sequence[DatasetPlan]) -> int:
 def estimate(prep: Prepared, device: str = "cpu") -> PlanEstimate:
     """Time one batch of blocks for real, as a replica on ``device`` probes them (the run's
     blocks per call, from the largest dataset), and extrapolate to the whole plan."""
-    specs = prep.specs
+    specs = list(prep.union.blocks) if prep.union is not None else prep.specs
     first = max(specs[: max(1, len(prep.plans))], key=lambda b: b.n_pairs)
     per_call = prep.config.blocks_per_call_for(
         _gpus_per_replica(prep.config.gpus_per_replica, device))
-    batch = [b for b in specs if b.dataset == first.dataset][:per_call]
+    batch = [b for b in specs if b.network == first.network][:per_call]
     model = prep.model if device == "cpu" else load_model(prep.model_dir, device=device)
-    ds = next(d for d in prep.datasets if d.name == first.dataset)
-    work = [BlockWork(b, list(ds.anchors), prep.profiles.get(ds.name)) for b in batch]
+    if prep.store is not None:
+        anchors, profile = list(prep.store.anchors), None
+    else:
+        ds = next(d for d in prep.datasets if d.network == first.network)
+        anchors, profile = list(ds.anchors), prep.profiles.get(ds.network)
+    work = [BlockWork(b, anchors, profile) for b in batch]
 
     def run_batch() -> list[pa.Table]:
         feats = probe_blocks(model, prep.spec, prep.translator.ensemble_kinds, work,
@@ -116,8 +132,10 @@ def estimate(prep: Prepared, device: str = "cpu") -> PlanEstimate:
     per_row = buf.tell() / max(1, tables[0].num_rows)
     batch_pairs = sum(b.n_pairs for b in batch)
     per_pair = secs / max(1, batch_pairs)
-    pairs = prep.n_pairs
+    pairs = sum(b.n_pairs for b in specs)
     cons = consensus_rows(prep.plans)
+    alone = [plan_dataset(p.dataset, p.genes, p.sources, prep.spec.source_block,
+                          prep.spec.target_block, p.context) for p in prep.plans]
     replica_h = per_pair * pairs / 3600
     requested = prep.config.gpus_per_replica
     gpus = 1.0 if requested == "auto" else float(requested)  # auto: a GPU each on a GPU cluster
@@ -129,8 +147,12 @@ def estimate(prep: Prepared, device: str = "cpu") -> PlanEstimate:
                         seconds_per_pair=per_pair, replica_hours=replica_h,
                         gpu_hours=replica_h * gpus,
                         edge_bytes_per_row=per_row,
-                        output_bytes=int(per_row * (pairs + CONSENSUS_ROW_RATIO * cons)),
-                        gpus_per_replica=gpus, gpus_auto=requested == "auto")
+                        output_bytes=int(per_row * (prep.n_pairs + CONSENSUS_ROW_RATIO * cons
+                                                    + (pairs if prep.store else 0))),
+                        gpus_per_replica=gpus, gpus_auto=requested == "auto", mode=prep.mode,
+                        edge_pairs=prep.n_pairs,
+                        per_dataset_blocks=sum(len(p.blocks) for p in alone),
+                        per_dataset_pairs=sum(p.n_pairs for p in alone))
 
 
 def _gpus_per_replica(requested: float | str, device: str) -> float:

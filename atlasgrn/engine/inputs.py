@@ -15,17 +15,20 @@ from the store's cache when ingest wrote one, else they are streamed once here, 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from ..atlas import open_atlas
+from ..atlas.contexts import context_stats
 from ..atlas.dataset import AtlasDataset
 from ..digest import json_sha256
 from ..errors import AtlasgrnError
 from ..features import FeatureSpec, GeneUniverse, build_universe
 from ..models.vocab import canonical_symbols
+from .plan import network_name
 
 BUNDLED_TF_FILES = {"human": "tfs_human.txt", "mouse": "tfs_mouse.txt"}
 
@@ -69,14 +72,21 @@ class DatasetInput:
     regulators: tuple[str, ...]    # vocabulary symbols of the candidate regulators
     anchors: tuple[str, ...]       # context fill priority (the feature spec's anchor policy)
     n_cells: int
+    context: str = ""              # the --context-key value of this network ("": whole dataset)
+
+    @property
+    def network(self) -> str:
+        return network_name(self.name, self.context)
 
 
 @dataclass(frozen=True)
 class ResolvedDatasets:
     """The selected datasets, and the mean profile of each where the spec needs one."""
 
-    datasets: list[DatasetInput]
-    profiles: dict[str, dict[str, float]]
+    datasets: list[DatasetInput]            # one per network: a dataset, or each context
+    profiles: dict[str, dict[str, float]]   # per network
+    #: per dataset with a context key: cells of every context value, kept or not
+    context_cells: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def describe_dataset(ds: AtlasDataset, vocab: Mapping[str, int], spec: FeatureSpec
@@ -96,8 +106,15 @@ def describe_dataset(ds: AtlasDataset, vocab: Mapping[str, int], spec: FeatureSp
 
 def resolve_datasets(atlas_uri: str, names: Sequence[str] | None, vocab: Mapping[str, int],
                      regulators_path: str | None, spec: FeatureSpec,
-                     max_regulators: int | None = None) -> ResolvedDatasets:
-    """Open the atlas (read-only) and describe every selected dataset; bad input raises."""
+                     max_regulators: int | None = None,
+                     anchors: Sequence[str] | None = None,
+                     context_key: str | None = None, min_cells: int = 50,
+                     scheduler: Any = None) -> ResolvedDatasets:
+    """Open the atlas (read-only) and describe every selected dataset; bad input raises.
+    ``anchors`` given (universal mode: the model's own list) replace each dataset's.
+    ``context_key`` (context mode) names an obs column: each of its values with at least
+    ``min_cells`` cells becomes a network with its own mean profile, computed with dask over
+    the lazy matrix (``scheduler``: dask's, e.g. Ray's; None: threads)."""
     atlas = open_atlas(atlas_uri, writable=False)
     all_names = list(atlas.names)
     chosen = list(names) if names else all_names
@@ -111,6 +128,7 @@ def resolve_datasets(atlas_uri: str, names: Sequence[str] | None, vocab: Mapping
     user_regs = read_regulators(regulators_path) if regulators_path else None
     out: list[DatasetInput] = []
     profiles: dict[str, dict[str, float]] = {}
+    context_cells: dict[str, dict[str, int]] = {}
     for name in chosen:
         ds = atlas.dataset(name)
         try:
@@ -131,14 +149,25 @@ def resolve_datasets(atlas_uri: str, names: Sequence[str] | None, vocab: Mapping
         if max_regulators is not None and len(regs) > max_regulators:
             ranked = sorted(regs, key=lambda g: (-means[g], g))
             regs = tuple(sorted(ranked[:max_regulators]))
-        out.append(DatasetInput(name=name, species=ds.info.species,
+        networks = [("", universe, ds.info.n_cells)]
+        if context_key:
+            stats = context_stats(ds, context_key, min_cells=min_cells, scheduler=scheduler)
+            context_cells[name] = dict(stats.n_cells)
+            networks = [(c, build_universe(vocab, list(ds.genes), spec, means=stats.mean[c],
+                                           value_kind=ds.info.value_kind,
+                                           label=f"{name}/{c}"), stats.n_cells[c])
+                        for c in stats.contexts]
+        for context, uni, n_cells in networks:
+            item = DatasetInput(name=name, species=ds.info.species,
                                 value_kind=ds.info.value_kind, genes=universe.genes,
                                 regulators=regs,
-                                anchors=universe.anchors[:spec.context_len],
-                                n_cells=ds.info.n_cells))
-        if universe.profile is not None:
-            profiles[name] = dict(universe.profile)
-    return ResolvedDatasets(datasets=out, profiles=profiles)
+                                anchors=(tuple(anchors) if anchors is not None
+                                         else uni.anchors[:spec.context_len]),
+                                n_cells=n_cells, context=context)
+            out.append(item)
+            if uni.profile is not None:
+                profiles[item.network] = dict(uni.profile)
+    return ResolvedDatasets(datasets=out, profiles=profiles, context_cells=context_cells)
 
 
 def canonical_uri(uri: str) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 from .. import __version__
 from ..digest import dir_sha256, file_sha256, model_sha256
 from ..errors import AtlasgrnError
-from ..features import FeatureSpec
+from ..features import FeatureSpec, vocabulary_anchors
 from ..models import load_model
 from ..models.checkpoint import bundled_model_dir
 from ..models.interface import GeneModel
@@ -47,9 +47,18 @@ from .output import (
     write_consensus,
     write_manifest,
 )
-from .plan import BlockSpec, DatasetPlan, plan_dataset, plan_fingerprint
+from .plan import (
+    UNION,
+    BlockSpec,
+    DatasetPlan,
+    UnionPlan,
+    plan_dataset,
+    plan_fingerprint,
+    plan_universal,
+)
 from .progress import Progress
 from .scoring import serving_spec
+from .store import RUN_LOCAL_STORE, ProbeStore, StoreRef
 from .watchdog import JobStalled, demand_line, forget, round_key, watched
 
 MANIFEST_FORMAT = 1
@@ -69,10 +78,19 @@ class Prepared:
     translator: Translator
     spec: FeatureSpec             # the translator's feature spec, checked against the run
     datasets: list[DatasetInput]
-    profiles: dict[str, dict[str, float]]   # per dataset, when the spec needs one
+    profiles: dict[str, dict[str, float]]   # per network, when the spec needs one
     plans: list[DatasetPlan]
     inputs: dict[str, Any]
     run_hash: str
+    #: universal mode: the union blocks the store holds and where the store is
+    union: UnionPlan | None = None
+    store: StoreRef | None = None
+    #: with --context-key: per dataset, the cells of every context value (kept or not)
+    context_cells: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def mode(self) -> str:
+        return self.spec.mode
 
     @property
     def vocab(self) -> dict[str, int]:
@@ -106,7 +124,19 @@ class JobResult:
     summaries: list[dict[str, Any]] = field(default_factory=list)
 
 
-def prepare(config: RunConfig) -> Prepared:
+def _dask_scheduler(config: RunConfig, log: Callable[[str], None]) -> Any:
+    """Ray's dask scheduler when per-context statistics are needed (so they are computed on
+    the cluster, chunk by chunk); None otherwise. Connecting here is what the build would do
+    next anyway: bad input has been checked before the statistics are streamed."""
+    if not config.context_key:
+        return None
+    connect(config.address, log)
+    from ray.util.dask import ray_dask_get
+
+    return ray_dask_get
+
+
+def prepare(config: RunConfig, log: Callable[[str], None] = print) -> Prepared:
     """Resolve and check every input; raises :class:`AtlasgrnError` on bad input."""
     config.validate()
     check_bucket(config.atlas, "atlas")
@@ -121,14 +151,41 @@ def prepare(config: RunConfig) -> Prepared:
     translator = load_translator(config.translator)
     model = load_model(model_dir, device="cpu")
     spec = serving_spec(config, translator, model_sha256(model), translator_dir)
+    check_mode(config.mode, spec, translator_dir)
+    universal = spec.mode == "universal"
+    if universal and config.context_key:
+        raise AtlasgrnError(f"--context-key {config.context_key} needs context mode, but the "
+                            "translator was trained for universal mode (a scalar background: "
+                            "its features cannot tell cell types apart)", path=translator_dir,
+                            key="--context-key", remedy="use a translator trained with "
+                            "--background profile, or drop --context-key")
+    fixed_anchors = vocabulary_anchors(model.vocab, spec) if universal else None
     resolved_inputs = resolve_datasets(config.atlas, config.datasets, model.vocab,
                                        config.regulators, spec,
-                                       max_regulators=config.max_regulators)
+                                       max_regulators=config.max_regulators,
+                                       anchors=fixed_anchors, context_key=config.context_key,
+                                       min_cells=config.min_cells,
+                                       scheduler=_dask_scheduler(config, log))
     datasets = resolved_inputs.datasets
-    plans = [plan_dataset(d.name, d.genes, d.regulators, spec.source_block, spec.target_block)
-             for d in datasets]
-    refuse_output_inside_inputs(config.out, {"--atlas": config.atlas, "--model": model_dir,
-                                             "--translator": translator_dir})
+    union = None
+    if universal:
+        plans, union = plan_universal([(d.name, d.genes, d.regulators) for d in datasets],
+                                      spec.source_block, spec.target_block)
+    else:
+        plans = [plan_dataset(d.name, d.genes, d.regulators, spec.source_block,
+                              spec.target_block, context=d.context) for d in datasets]
+    inputs_of_run = {"--atlas": config.atlas, "--model": model_dir,
+                     "--translator": translator_dir}
+    refuse_output_inside_inputs(config.out, inputs_of_run)
+    store = None
+    if universal:
+        if config.cache:
+            check_bucket(config.cache, "--cache")
+            refuse_output_inside_inputs(config.cache, inputs_of_run, option="--cache")
+        store = StoreRef(uri=config.cache or f"{config.out.rstrip('/')}/{RUN_LOCAL_STORE}",
+                         spec=spec, anchors=tuple(fixed_anchors or ()),
+                         translator_sha256=dir_sha256(translator_dir,
+                                                      [JSON_NAME, WEIGHTS_NAME]))
     inputs = {
         "atlas": config.atlas,
         "atlas_canonical": config.atlas_id or canonical_uri(config.atlas),
@@ -143,22 +200,36 @@ def prepare(config: RunConfig) -> Prepared:
                 "regulators": file_sha256(config.regulators) if config.regulators else None,
                 "model": inputs["model"]["sha256"],
                 "translator": inputs["translator"]["sha256"], "plan": inputs["plan_fingerprint"],
-                "feature_spec": spec.digest()}
+                "feature_spec": spec.digest(), "mode": spec.mode}
     return Prepared(config=config, model_dir=model_dir, model=model,
                     translator_dir=translator_dir, translator=translator, spec=spec,
                     datasets=datasets, profiles=resolved_inputs.profiles, plans=plans,
-                    inputs=inputs, run_hash=config.result_hash(resolved))
+                    inputs=inputs, run_hash=config.result_hash(resolved), union=union,
+                    store=store, context_cells=resolved_inputs.context_cells)
 
 
-def refuse_output_inside_inputs(out: str, inputs: dict[str, str]) -> None:
-    """The job never writes into its inputs: an --out inside (or equal to) the atlas, model or
-    translator directory is bad input."""
+def check_mode(requested: str | None, spec: FeatureSpec, translator_dir: str) -> None:
+    """``--mode`` asserts the translator's mode (its feature spec decides it)."""
+    if requested is None or requested == spec.mode:
+        return
+    why = (f"background {spec.background!r}, anchors {spec.anchors!r}, kinds "
+           f"{', '.join(spec.kinds)}")
+    raise AtlasgrnError(f"--mode {requested} contradicts the translator, which was trained for "
+                        f"{spec.mode} mode ({why})", path=translator_dir, key="--mode",
+                        remedy="drop --mode, or use a translator trained for "
+                               f"{requested} mode (context: --background profile)")
+
+
+def refuse_output_inside_inputs(out: str, inputs: dict[str, str], option: str = "--out"
+                                ) -> None:
+    """The job never writes into its inputs: an --out (or --cache) inside (or equal to) the
+    atlas, model or translator directory is bad input."""
     target = canonical_uri(out)
-    for option, path in inputs.items():
+    for source, path in inputs.items():
         src = canonical_uri(path)
         if target == src or target.startswith(src.rstrip("/") + "/"):
-            raise AtlasgrnError(f"--out lies inside the {option.lstrip('-')} ({src})", path=out,
-                                key="--out", remedy="write the run outside its inputs")
+            raise AtlasgrnError(f"{option} lies inside the {source.lstrip('-')} ({src})",
+                                path=out, key=option, remedy="write the run outside its inputs")
 
 
 def claim_output(out: RunOutput, run_hash: str) -> dict[str, Any] | None:
@@ -220,10 +291,15 @@ def _manifest(prep: Prepared, status: str, attempts: list[dict[str, Any]],
         "kinds": list(prep.kinds),
         "inputs": prep.inputs, "software": software_versions(),
         "plan": {"blocks": len(prep.specs), "pairs": prep.n_pairs,
-                 "datasets": {p.dataset: {"genes": len(p.genes), "regulators": len(p.sources),
+                 "datasets": {p.network: {"genes": len(p.genes), "regulators": len(p.sources),
                                           "blocks": len(p.blocks), "pairs": p.n_pairs}
                               for p in prep.plans}},
-        "anchors": {d.name: list(d.anchors) for d in prep.datasets},
+        "mode": prep.mode,
+        "store": ({"uri": prep.store.uri, "union_blocks": len(prep.union.blocks),
+                   "union_pairs": prep.union.n_pairs} if prep.store and prep.union else None),
+        "anchors": {d.network: list(d.anchors) for d in prep.datasets},
+        "contexts": ({"key": prep.config.context_key, "min_cells": prep.config.min_cells,
+                      "cells": prep.context_cells} if prep.config.context_key else None),
         "threshold_guidance": threshold_guidance_of(prep.translator),
         "attempts": attempts, **extra,
     }
@@ -241,7 +317,10 @@ def _run_round(prep: Prepared, specs: list[BlockSpec], placement: Placement, pro
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.actor_task_retry_on_errors = False  # block errors are returned, not raised
-    source = BlockDatasource(specs, {d.name: d.anchors for d in prep.datasets}, profile_refs)
+    anchors = {d.network: d.anchors for d in prep.datasets}
+    if prep.store is not None:
+        anchors[UNION] = prep.store.anchors
+    source = BlockDatasource(specs, anchors, profile_refs)
     n_read = cfg.read_tasks or min(len(specs), max(4, 4 * cfg.replicas), 256)
     # Read tasks reserve no CPU: they only fetch block descriptors and a background profile.
     # With any CPU reservation, replicas that claim every CPU (2 x 1 CPU on a 2-core machine)
@@ -267,7 +346,7 @@ def _run_round(prep: Prepared, specs: list[BlockSpec], placement: Placement, pro
         fn_constructor_kwargs={"model_dir": prep.model_dir, "translator_dir": prep.translator_dir,
                                "spec": prep.spec, "out_uri": cfg.out,
                                "fault_marker": fault_marker, "run_key": key,
-                               "gdt_precision": cfg.gdt_precision},
+                               "gdt_precision": cfg.gdt_precision, "store": prep.store},
         udf_modifying_row_count=False)
     rows = []
     results = watched(ds.iter_rows(), key, placement.start_timeout_s,
@@ -293,13 +372,14 @@ def run_job(config: RunConfig, *, prepared: Prepared | None = None,
     """
     t_start = time.perf_counter()
     driver_retries_before = retries_seen()
-    prep = prepared or prepare(config)
+    prep = prepared or prepare(config, log)
     out = RunOutput(config.out)
     old = claim_output(out, prep.run_hash)
     attempts = list(old.get("attempts", [])) if old else []
     specs = prep.specs
     done_before = out.done_blocks(specs)
     pending = [s for s in specs if s.block_id not in done_before]
+    to_probe, stored_blocks = _blocks_to_probe(prep, pending)
     placement = None
     started_here = False
     if pending:
@@ -335,9 +415,13 @@ def run_job(config: RunConfig, *, prepared: Prepared | None = None,
                                "gpus_per_replica": config.gpus_per_replica}
     attempts.append(attempt)
     write_manifest(out, _manifest(prep, "running", attempts, {}))
-    log(f"run {prep.run_hash}: {len(specs)} blocks ({prep.n_pairs:,} pairs) over "
-        f"{len(prep.plans)} dataset(s); {len(done_before)} already done, {len(pending)} to "
-        f"compute -> {out.uri}")
+    log(f"run {prep.run_hash} ({prep.mode} mode): {len(specs)} blocks ({prep.n_pairs:,} pairs) "
+        f"over {len(prep.plans)} dataset(s); {len(done_before)} already done, {len(pending)} "
+        f"to write -> {out.uri}")
+    if prep.store is not None:
+        log(f"probe store {prep.store.uri}: {len(stored_blocks)} block(s) of the union already "
+            f"scored there, {len(to_probe)} to probe "
+            f"({sum(b.n_pairs for b in to_probe):,} pairs)")
     summaries: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
     t_compute = time.perf_counter()
@@ -350,8 +434,8 @@ def run_job(config: RunConfig, *, prepared: Prepared | None = None,
         # computed once on the driver; read tasks fetch them by reference
         profile_refs = {name: ray.put(p) for name, p in prep.profiles.items()
                         if prep.spec.needs_profile(prep.kinds)}
-        todo = pending
-        for round_no in range(config.retries + 1):
+        todo = to_probe
+        for round_no in range(config.retries + 1 if todo else 0):
             progress = Progress(len(todo), sum(s.n_pairs for s in todo),
                                 every_s=config.progress_every_s, log=log)
             try:
@@ -370,8 +454,18 @@ def run_job(config: RunConfig, *, prepared: Prepared | None = None,
             if round_no < config.retries:
                 log(f"retrying {len(todo)} failed block(s) (round {round_no + 2} of "
                     f"{config.retries + 1}); first error: {next(iter(failed.values()))}")
+        if prep.store is not None and not failed and pending:
+            from .join import run_joins
+
+            joins = run_joins(pending, dict(prep.union.parent), prep.store, config.out)
+            join_ok = {r["block_id"] for r in joins if r["status"] == "ok"}
+            failed = {r["block_id"]: r["error"] for r in joins if r["status"] != "ok"}
+            failed.update({s.block_id: "no result returned" for s in pending
+                           if s.block_id not in join_ok and s.block_id not in failed})
+            attempt["join_rows"] = sum(int(r["rows"]) for r in joins if r["status"] == "ok")
     compute_s = time.perf_counter() - t_compute
     ok_rows = [r for r in summaries if r["status"] == "ok"]
+    attempt["work"] = work_done(prep, pending, ok_rows, stored_blocks)
     computed = len({r["block_id"] for r in ok_rows})
     busy_s = sum(float(r["seconds"]) for r in ok_rows)
     attempt.update({"blocks_computed": computed, "blocks_failed": sorted(failed),
@@ -379,7 +473,7 @@ def run_job(config: RunConfig, *, prepared: Prepared | None = None,
                     "replica_busy_seconds": round(busy_s, 3),
                     "probe_seconds": round(sum(float(r["probe_seconds"]) for r in ok_rows), 3),
                     "gpu_hours": round(busy_s * gpus / 3600, 6),
-                    "blocks_per_call": config.blocks_per_call_for(gpus, len(pending)),
+                    "blocks_per_call": config.blocks_per_call_for(gpus, len(to_probe)),
                     "gdt_precision": config.gdt_precision,
                     "replica_flops": replica_flops(ok_rows),
                     "devices": sorted({f"{r['device']}:{r['gpu_ids']}" for r in ok_rows}),
@@ -387,9 +481,9 @@ def run_job(config: RunConfig, *, prepared: Prepared | None = None,
                     "io_retries": {
                         "replicas": sum(int(r.get("io_retries", 0)) for r in summaries),
                         "driver": retries_seen() - driver_retries_before}})
-    rows_written = sum(int(r["rows"]) for r in ok_rows)
-    attempt["cost"] = cost_estimate_vs_actual(ok_rows, prep.n_pairs - sum(
-        s.n_pairs for s in specs if s.block_id in done_before), gpus)
+    rows_written = (attempt.get("join_rows", 0) if prep.store is not None
+                    else sum(int(r["rows"]) for r in ok_rows))
+    attempt["cost"] = cost_estimate_vs_actual(ok_rows, sum(s.n_pairs for s in to_probe), gpus)
     if failed:
         attempt["status"] = "failed"
         write_manifest(out, _manifest(prep, "failed", attempts,
@@ -409,6 +503,7 @@ def run_job(config: RunConfig, *, prepared: Prepared | None = None,
     write_manifest(out, _manifest(prep, "complete", attempts, {
         "blocks": {"planned": len(specs), "done": len(specs), "failed": 0},
         "rows_written": {"edges": edge_rows, "consensus": cons_rows},
+        "work": attempt["work"],
     }))
     out.write_text_atomic(out.path(SUCCESS), "")
     seconds = time.perf_counter() - t_start
@@ -434,6 +529,41 @@ def _stalled(prep: Prepared, out: RunOutput, attempts: list[dict[str, Any]],
         ray.shutdown()  # stops the waiting pipeline; a cluster's is ended with the driver
     return JobResult(out.uri, "stalled", len(specs), len(done_before), 0, [], 0, 0,
                      time.perf_counter() - t_start)
+
+
+def _blocks_to_probe(prep: Prepared, pending: list[BlockSpec]
+                     ) -> tuple[list[BlockSpec], list[BlockSpec]]:
+    """What this attempt probes: the pending blocks themselves (context mode), or the union
+    blocks the pending dataset blocks are cut from whose scores the store lacks (universal
+    mode, which also returns the union blocks served from the store as they are)."""
+    if prep.store is None or prep.union is None:
+        return list(pending), []
+    store = ProbeStore(prep.store)
+    store.claim()
+    needed = {(u.source_block, u.target_block): u
+              for u in (prep.union.parent[b.block_id] for b in pending)}
+    scored = store.scored_keys()
+    probe, stored = [], []
+    for k in sorted(needed):
+        u = needed[k]
+        (stored if store.block_key(u.sources, u.targets) in scored else probe).append(u)
+    return probe, stored
+
+
+def work_done(prep: Prepared, pending: list[BlockSpec], ok_rows: list[dict[str, Any]],
+              stored: list[BlockSpec]) -> dict[str, Any]:
+    """What this attempt cost against what it reused: pairs probed, pairs whose stored
+    features or scores served instead (universal mode), pairs written to edge files."""
+    probed = [r for r in ok_rows if not int(r.get("reused", 0))]
+    rescored = [r for r in ok_rows if int(r.get("reused", 0))]
+    return {"mode": prep.mode,
+            "pairs_probed": sum(int(r["pairs"]) for r in probed),
+            "pairs_reused": (sum(int(r["pairs"]) for r in rescored)
+                             + sum(b.n_pairs for b in stored)),
+            "blocks_probed": len(probed), "blocks_rescored": len(rescored),
+            "blocks_reused": len(stored),
+            "pairs_in_edges": sum(b.n_pairs for b in pending),
+            "store": prep.store.uri if prep.store is not None else None}
 
 
 def cost_estimate_vs_actual(rows: list[dict[str, Any]], pairs: int, gpus_per_replica: float,

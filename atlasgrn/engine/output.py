@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, BinaryIO
+from urllib.parse import quote
 
 import fsspec
 import numpy as np
@@ -55,7 +56,7 @@ class RunOutput:
         return p if self.local else self.fs.unstrip_protocol(p)
 
     def edge_path(self, spec: BlockSpec) -> str:
-        return self.path("edges", f"dataset={spec.dataset}", f"{spec.file_stem}.parquet")
+        return self.path(*edge_dir(spec.dataset, spec.context), f"{spec.file_stem}.parquet")
 
     def exists(self, path: str) -> bool:
         return with_retries(lambda: self.fs.exists(path), what=f"checking {path}")
@@ -75,26 +76,36 @@ class RunOutput:
     def done_blocks(self, specs: Iterable[BlockSpec]) -> set[str]:
         """Block ids whose edge file already exists (complete, by construction)."""
         done = set()
-        by_dataset: dict[str, list[BlockSpec]] = {}
+        by_network: dict[tuple[str, str], list[BlockSpec]] = {}
         for s in specs:
-            by_dataset.setdefault(s.dataset, []).append(s)
-        for ds, items in by_dataset.items():
-            present = set(self.listdir("edges", f"dataset={ds}"))
+            by_network.setdefault((s.dataset, s.context), []).append(s)
+        for (ds, ctx), items in by_network.items():
+            present = set(self.listdir(*edge_dir(ds, ctx)))
             done |= {s.block_id for s in items if f"{s.file_stem}.parquet" in present}
         return done
 
+    def edge_dirs(self) -> list[tuple[str, ...]]:
+        """Every directory of edge files: ``edges/dataset=X`` and, in a run with a context
+        key, ``edges/dataset=X/context=Y``."""
+        dirs = []
+        for part in self.listdir("edges"):
+            names = self.listdir("edges", part)
+            dirs.append(("edges", part))
+            dirs += [("edges", part, n) for n in names if n.startswith("context=")]
+        return dirs
+
     def count_edge_files(self) -> int:
         """Published edge files (one per finished block), across datasets."""
-        return sum(1 for part in self.listdir("edges") for name in self.listdir("edges", part)
+        return sum(1 for d in self.edge_dirs() for name in self.listdir(*d)
                    if name.endswith(".parquet") and not is_temp_name(name))
 
     def remove_partial_files(self) -> int:
         """Delete temporary files a killed writer left behind (hidden names, never read)."""
         n = 0
-        for part in self.listdir("edges"):
-            for name in self.listdir("edges", part):
+        for d in self.edge_dirs():
+            for name in self.listdir(*d):
                 if is_temp_name(name):
-                    self.remove(self.path("edges", part, name))
+                    self.remove(self.path(*d, name))
                     n += 1
         return n
 
@@ -118,6 +129,13 @@ class RunOutput:
     def remove(self, path: str) -> None:
         if self.exists(path):
             with_retries(lambda: self.fs.rm(path), what=f"removing {path}")
+
+
+def edge_dir(dataset: str, context: str = "") -> tuple[str, ...]:
+    """Hive partition directories of a network's edge files. A context value is free text
+    (``CD4+ T cell``), so it is percent-encoded as pyarrow's hive partitioning decodes it."""
+    parts = ("edges", f"dataset={dataset}")
+    return parts + (f"context={quote(context, safe='')}",) if context else parts
 
 
 def edge_schema(kinds: Sequence[str]) -> pa.Schema:
@@ -144,9 +162,11 @@ def edges_dataset(out: RunOutput) -> pads.Dataset:
     keeps one per directory) are dropped first: a stale listing made pyarrow open a file by a
     size it did not know, and fail, on a resumed S3 run."""
     out.fs.invalidate_cache()  # s3fs drops only the path and its parents, not children
+    keys = [("dataset", pa.string())]
+    if any(len(d) == 3 for d in out.edge_dirs()):
+        keys.append(("context", pa.string()))
     return pads.dataset(out.path("edges"), format="parquet", filesystem=out.fs,
-                        partitioning=pads.partitioning(pa.schema([("dataset", pa.string())]),
-                                                       flavor="hive"))
+                        partitioning=pads.partitioning(pa.schema(keys), flavor="hive"))
 
 
 def _consensus_part(table: pa.Table) -> pa.Table:

@@ -29,12 +29,13 @@ from ..features import FeatureSpec
 from ..objectstore import retries_seen_in_thread
 from .output import RunOutput
 from .plan import BlockSpec
-from .scoring import BlockWork, edge_table_of, probe_blocks
+from .scoring import BlockWork, edge_table_from_rows, probe_blocks
+from .store import ProbeStore, StoreRef
 from .watchdog import start_heartbeat
 
 SUMMARY_COLUMNS = ("block_id", "dataset", "status", "rows", "pairs", "seconds",
                    "probe_seconds", "flops", "batch_blocks", "lock_wait_seconds", "error",
-                   "gpu_ids", "pid", "device", "io_retries")
+                   "gpu_ids", "pid", "device", "io_retries", "reused")
 
 
 def _assigned_cpus() -> float:
@@ -92,7 +93,10 @@ class BlockScorer:
 
     def __init__(self, model_dir: str, translator_dir: str, spec: FeatureSpec,
                  out_uri: str, fault_marker: str | None = None, run_key: str = "",
-                 gdt_precision: str = "fp32") -> None:
+                 gdt_precision: str = "fp32", store: StoreRef | None = None) -> None:
+        """``store`` set (universal mode): the blocks are union blocks; each one's features
+        and scores go to the probe store, and a block whose features are stored is rescored
+        from them instead of probed. Unset: each block's edges go to its edge file."""
         import torch
 
         from ..models import load_model
@@ -112,6 +116,7 @@ class BlockScorer:
         self.spec = spec
         self.gdt_precision = gdt_precision
         self.out = RunOutput(out_uri)
+        self.store = ProbeStore(store) if store is not None else None
         self.fault_marker = fault_marker
         self.metrics = _Metrics()
         self.gpu_ids = ",".join(_gpu_ids())
@@ -129,51 +134,83 @@ class BlockScorer:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         self._maybe_die()
         work = [_block_work(batch, i) for i in range(len(batch["block_id"]))]
+        kinds = self.translator.ensemble_kinds
+        stored: dict[int, Any] = {}
+        if self.store is not None:
+            for i, w in enumerate(work):
+                key = self.store.block_key(w.block.sources, w.block.targets)
+                try:
+                    if self.store.io.exists(self.store.features_path(key)):
+                        rows = self.store.read_features(key, kinds)
+                        if rows is not None:
+                            stored[i] = rows
+                except Exception:  # noqa: BLE001 - an unreadable stored block is re-probed
+                    traceback.print_exc()
+        to_probe = [w for i, w in enumerate(work) if i not in stored]
         t_wait = time.perf_counter()
         with self.device_lock:
             t0 = time.perf_counter()
-            features = probe_blocks(self.model, self.spec, self.translator.ensemble_kinds, work,
-                                    self.gdt_precision)
+            probed = iter(probe_blocks(self.model, self.spec, kinds, to_probe, self.gdt_precision)
+                          if to_probe else [])
             if self.device == "cuda":
                 import torch
                 torch.cuda.synchronize()
             probe_wall = time.perf_counter() - t0
         waited = t0 - t_wait
-        total_pairs = max(1, sum(w.block.n_pairs for w in work))
+        total_pairs = max(1, sum(w.block.n_pairs for w in to_probe))
         rows: dict[str, list[Any]] = {c: [] for c in SUMMARY_COLUMNS}
-        for w, feats in zip(work, features):
-            share = probe_wall * w.block.n_pairs / total_pairs
+        for i, w in enumerate(work):
+            reused = i in stored
+            feats = None if reused else next(probed)
+            share = 0.0 if reused else probe_wall * w.block.n_pairs / total_pairs
             t1 = time.perf_counter()
             retries_before = retries_seen_in_thread()
             status, error, n_rows, probe_s, flops = "ok", "", 0, 0.0, 0.0
             try:
                 if isinstance(feats, Exception):
                     raise feats
-                table = edge_table_of(self.translator, feats)
-                self.out.write_table_atomic(self.out.edge_path(w.block), table)
-                n_rows, probe_s, flops = table.num_rows, feats.probe_seconds, feats.flops
+                pair_rows = stored[i] if reused else feats.pair_rows()
+                table = edge_table_from_rows(self.translator, *pair_rows)
+                self._publish(w, table, None if reused else pair_rows)
+                n_rows = table.num_rows
+                if feats is not None:
+                    probe_s, flops = feats.probe_seconds, feats.flops
             except Exception as exc:  # noqa: BLE001 - reported per block, retried by the driver
                 status = "failed"
                 error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
                 traceback.print_exception(exc)
             secs = share + time.perf_counter() - t1
             self.metrics.record(w.block.dataset, status, n_rows, secs)
+            lock_share = 0.0 if reused else waited * w.block.n_pairs / total_pairs
             for col, val in (("block_id", w.block.block_id), ("dataset", w.block.dataset),
                              ("status", status), ("rows", n_rows), ("pairs", w.block.n_pairs),
                              ("seconds", secs), ("probe_seconds", probe_s), ("flops", flops),
-                             ("batch_blocks", len(work)),
-                             ("lock_wait_seconds", waited * w.block.n_pairs / total_pairs),
+                             ("batch_blocks", len(to_probe)),
+                             ("lock_wait_seconds", lock_share),
                              ("error", error), ("gpu_ids", self.gpu_ids), ("pid", os.getpid()),
                              ("device", self.device),
-                             ("io_retries", retries_seen_in_thread() - retries_before)):
+                             ("io_retries", retries_seen_in_thread() - retries_before),
+                             ("reused", int(reused))):
                 rows[col].append(val)
         return rows
+
+    def _publish(self, w: BlockWork, table: Any, pair_rows: Any) -> None:
+        """A block's edges to its edge file; in universal mode its features (when probed
+        here) and its scores to the probe store instead."""
+        if self.store is None:
+            self.out.write_table_atomic(self.out.edge_path(w.block), table)
+            return
+        key = self.store.block_key(w.block.sources, w.block.targets)
+        if pair_rows is not None:
+            self.store.write_features(key, *pair_rows)
+        self.store.write_scores(key, table)
 
 
 def _block_work(batch: dict[str, np.ndarray], i: int) -> BlockWork:
     """Row ``i`` of a datasource batch as a planned block with its anchors and profile."""
     spec = BlockSpec.from_row({k: batch[k][i] for k in
-                               ("dataset", "source_block", "target_block", "sources", "targets")})
+                               ("dataset", "source_block", "target_block", "sources", "targets",
+                                "context") if k in batch})
     genes = [str(x) for x in batch["profile_genes"][i]]
     profile = (dict(zip(genes, (float(v) for v in batch["profile_values"][i])))
                if genes else None)

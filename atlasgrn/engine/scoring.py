@@ -77,7 +77,13 @@ def probe_blocks(model: GeneModel, spec: FeatureSpec, kinds: Sequence[str],
 def edge_table_of(translator: Translator, features: BlockFeatures) -> pa.Table:
     """The block's edge table (design §3.4 schema, sorted): translator logits per kind of its
     ensemble and the ensemble score, self pairs dropped."""
-    sources, targets, flat = features.pair_rows()
+    return edge_table_from_rows(translator, *features.pair_rows())
+
+
+def edge_table_from_rows(translator: Translator, sources: np.ndarray, targets: np.ndarray,
+                         flat: Mapping[str, np.ndarray]) -> pa.Table:
+    """The edge table of pair rows and their features (a probed block's, or a stored one's:
+    the same rows give the same bytes)."""
     logits = translator.logits(flat)
     score = translator.score_from_logits(logits).astype(np.float32)
     return edges_table(sources, targets, score,
