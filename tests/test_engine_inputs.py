@@ -10,11 +10,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from atlasgrn.engine.consensus import write_consensus
 from atlasgrn.engine.output import (
     RunOutput,
     edges_dataset,
     edges_table,
-    write_consensus,
 )
 from atlasgrn.engine.plan import plan_dataset
 from atlasgrn.run import main, parser
@@ -137,17 +137,20 @@ def test_edges_table_is_sorted_and_consensus_aggregates_per_pair(tmp_path):
         assert table.to_pandas()[["source", "target"]].apply(tuple, axis=1).is_monotonic_increasing
         out.write_table_atomic(out.edge_path(spec), table)
         tables[ds] = table.to_pandas()
-    n = write_consensus(out, ["A", "B"], rows_per_part=2)
+    stale = tmp_path / "run" / "consensus" / "part-00007.parquet"  # an earlier, larger layout
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
+    n = write_consensus(out, rows_per_part=100)  # one part: aggregated on the driver
     cons = pa.concat_tables([__import__("pyarrow.parquet").parquet.read_table(p) for p in
                              sorted((tmp_path / "run" / "consensus").glob("*.parquet"))])
-    assert n == cons.num_rows == 6 and len(list((tmp_path / "run" / "consensus").iterdir())) == 2
+    assert n == cons.num_rows == 6
     both = tables["d1"].merge(tables["d2"], on=["source", "target"])
     df = cons.to_pandas().merge(both, on=["source", "target"])
     np.testing.assert_allclose(df["score_mean"], (df["score_x"] + df["score_y"]) / 2, rtol=1e-6)
     np.testing.assert_allclose(df["score_max"], np.maximum(df["score_x"], df["score_y"]),
                                rtol=1e-6)
     assert (df["n_datasets"] == 2).all()
-    write_consensus(out, ["A", "B"], rows_per_part=100)  # fewer parts: stale ones removed
+    assert sorted(df["top_k_networks"]) == ["d1,d2"] * 6  # every edge is in its top 50
     assert [p.name for p in (tmp_path / "run" / "consensus").iterdir()] == ["part-00000.parquet"]
 
 

@@ -121,13 +121,8 @@ def _top_pandas(frame: pd.DataFrame, score: str, k: int) -> pd.DataFrame:
 def write_toy_run(root: Path, *, complete: bool = True, seed: int = 0) -> Path:
     """Three datasets sharing regulators and targets (so top-k sets overlap), scores on a coarse
     grid (so ties are common), two files per dataset; a gene name that needs HTML escaping."""
-    from atlasgrn.engine.output import (
-        SUCCESS,
-        RunOutput,
-        edges_table,
-        write_consensus,
-        write_manifest,
-    )
+    from atlasgrn.engine.consensus import write_consensus
+    from atlasgrn.engine.output import SUCCESS, RunOutput, edges_table, write_manifest
 
     rng = np.random.default_rng(seed)
     out = RunOutput(str(root))

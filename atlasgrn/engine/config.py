@@ -102,6 +102,8 @@ class RunConfig:
     progress_every_s: float = 10.0
     start_timeout_s: float = 300.0
     consensus_rows_per_part: int = 5_000_000
+    #: the consensus lists, per edge, the networks where it ranks in its regulator's top k
+    consensus_top_k: int = 50
 
     def validate(self) -> None:
         """Refuse settings no run can honour, naming the option to change."""
@@ -129,6 +131,8 @@ class RunConfig:
             ("--progress-every", self.progress_every_s, self.progress_every_s >= 0,
              "0 (every block) or a positive number of seconds"),
             ("--min-cells", self.min_cells, self.min_cells >= 1, "at least 1 cell"),
+            ("--consensus-top-k", self.consensus_top_k, self.consensus_top_k >= 0,
+             "0 or more targets per regulator"),
             ("--consensus-rows-per-part", self.consensus_rows_per_part,
              self.consensus_rows_per_part >= 1, "a positive number of rows")]
         for key, value, ok, remedy in checks:

@@ -19,7 +19,6 @@ from urllib.parse import quote
 import fsspec
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
@@ -28,10 +27,6 @@ from ..objectstore import with_retries
 from .plan import BlockSpec
 
 EDGE_KEYS = (("source", pa.string()), ("target", pa.string()), ("score", pa.float32()))
-CONSENSUS_SCHEMA = pa.schema([
-    ("source", pa.string()), ("target", pa.string()), ("score_mean", pa.float32()),
-    ("score_max", pa.float32()), ("n_datasets", pa.int32()),
-])
 SUCCESS = "_SUCCESS"
 MANIFEST = "manifest.json"
 
@@ -167,66 +162,6 @@ def edges_dataset(out: RunOutput) -> pads.Dataset:
         keys.append(("context", pa.string()))
     return pads.dataset(out.path("edges"), format="parquet", filesystem=out.fs,
                         partitioning=pads.partitioning(pa.schema(keys), flavor="hive"))
-
-
-def _consensus_part(table: pa.Table) -> pa.Table:
-    """Mean, max and count per (source, target), computed in a fixed order (byte-stable)."""
-    if table.num_rows == 0:
-        return CONSENSUS_SCHEMA.empty_table()
-    order = pc.sort_indices(table, sort_keys=[("source", "ascending"), ("target", "ascending"),
-                                              ("dataset", "ascending")])
-    t = table.take(order)
-    src = t["source"].to_numpy(zero_copy_only=False)
-    tgt = t["target"].to_numpy(zero_copy_only=False)
-    score = t["score"].to_numpy(zero_copy_only=False).astype(np.float64)
-    new = np.ones(len(src), dtype=bool)
-    new[1:] = (src[1:] != src[:-1]) | (tgt[1:] != tgt[:-1])
-    starts = np.flatnonzero(new)
-    counts = np.diff(np.append(starts, len(src)))
-    return pa.table({
-        "source": pa.array(src[starts].astype(str)),
-        "target": pa.array(tgt[starts].astype(str)),
-        "score_mean": pa.array((np.add.reduceat(score, starts) / counts).astype(np.float32)),
-        "score_max": pa.array(np.maximum.reduceat(score, starts).astype(np.float32)),
-        "n_datasets": pa.array(counts.astype(np.int32)),
-    }, schema=CONSENSUS_SCHEMA)
-
-
-def write_consensus(out: RunOutput, sources: Sequence[str] | None = None,
-                    rows_per_part: int = 5_000_000) -> int:
-    """Aggregate every dataset's edges per (source, target): mean, max, number of datasets.
-
-    Parts are contiguous ranges of source genes, so each part is read (with a filter that the
-    per-file source statistics prune, edge files being sorted by source) and written on its
-    own: memory is bounded by one part, not the atlas. Returns rows written. Parts of an
-    earlier, larger layout are removed so readers never mix two aggregations.
-    """
-    dataset = with_retries(lambda: edges_dataset(out), what="listing the edge files")
-    n_rows = with_retries(dataset.count_rows, what="counting edges")
-    if sources is None:
-        sources = pc.unique(with_retries(lambda: dataset.to_table(columns=["source"]),
-                                         what="reading sources")["source"]).to_pylist()
-    uniq = sorted(set(sources))
-    n_parts = max(1, min(len(uniq), -(-n_rows // max(1, rows_per_part))))
-    bounds = np.linspace(0, len(uniq), n_parts + 1).astype(int)
-    total = 0
-    names = set()
-    for i in range(n_parts):
-        chunk = uniq[bounds[i]:bounds[i + 1]]
-        if not chunk:
-            continue
-        flt = (pc.field("source") >= chunk[0]) & (pc.field("source") <= chunk[-1])
-        part = _consensus_part(with_retries(
-            lambda flt=flt: dataset.to_table(columns=["source", "target", "score", "dataset"],
-                                             filter=flt), what="reading edges for the consensus"))
-        name = f"part-{i:05d}.parquet"
-        out.write_table_atomic(out.path("consensus", name), part)
-        names.add(name)
-        total += part.num_rows
-    for stale in set(out.listdir("consensus")) - names:
-        if stale.startswith("part-"):
-            out.remove(out.path("consensus", stale))
-    return total
 
 
 def write_manifest(out: RunOutput, manifest: Mapping[str, Any]) -> None:
