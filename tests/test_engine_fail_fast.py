@@ -131,7 +131,7 @@ def test_a_driver_that_loses_its_ray_node_says_so_and_a_rerun_resumes(sim_world,
     out = tmp_path / "run"
     args = [sys.executable, "-m", "atlasgrn.run", sim_world.atlas, "--out", str(out),
             *_world_args(sim_world), "--top", "0", "--replicas", "1", "--cpus-per-replica", "1",
-            "--max-regulators", "5"]  # 4 blocks: killed after the first, so the rerun has work left
+            "--max-regulators", "5"]  # 4 union blocks: killed after the first is stored
     with ray_head(num_cpus=2, num_gpus=0) as head:
         env = dict(_job_env(), **head.env, RAY_ADDRESS=head.gcs)  # token auth, as the head
         env.pop("ATLASGRN_IN_PROCESS", None)
@@ -139,7 +139,7 @@ def test_a_driver_that_loses_its_ray_node_says_so_and_a_rerun_resumes(sim_world,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
-            if len(list((out / "edges").rglob("*.parquet"))) >= 1:
+            if len(list((out / "store").glob("model=*/spec=*/scores/*/*.parquet"))) >= 1:
                 break
             time.sleep(0.1)
         assert proc.poll() is None, "the job ended before its node could be lost"
@@ -150,15 +150,16 @@ def test_a_driver_that_loses_its_ray_node_says_so_and_a_rerun_resumes(sim_world,
     lines = [ln for ln in stderr.splitlines() if "interrupted:" in ln]
     assert len(lines) == 1 and "rerun the same command to resume" in lines[0]
     manifest = json.loads((out / "manifest.json").read_text())
-    safe = manifest["interrupted"]["blocks_safe"]
-    assert manifest["status"] == "interrupted" and 1 <= safe < manifest["plan"]["blocks"]
-    assert f"{safe} of {manifest['plan']['blocks']} block(s) are safe" in lines[0]
+    stored = manifest["interrupted"]["store_blocks"]
+    union = manifest["store"]["union_blocks"]
+    assert manifest["status"] == "interrupted" and 1 <= stored < union
+    assert f"the probe store holds {stored} scored block(s) of the {union}" in lines[0]
     rerun = subprocess.run(args, cwd=REPO, env=_job_env(), capture_output=True, text=True,
                            timeout=400)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    attempt = json.loads((out / "manifest.json").read_text())["attempts"][-1]
-    assert attempt["blocks_already_done"] == safe
-    assert attempt["blocks_computed"] == manifest["plan"]["blocks"] - safe
+    work = json.loads((out / "manifest.json").read_text())["work"]
+    assert work["blocks_reused"] == stored  # its replica died with the node: nothing after
+    assert work["blocks_probed"] == union - stored
 
 
 # ------------------------------------------------------------------------------ run identity

@@ -40,7 +40,7 @@ def test_ray_job_submit_runs_the_build_and_fails_non_zero_on_bad_input(ray_clust
     ok = _submit(ray_cluster, [sim_world.atlas, "--out", str(out), *common])
     assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr[-3000:]
     assert (out / "_SUCCESS").exists()
-    assert "blocks 16/16" in ok.stdout and "top 3 consensus edges" in ok.stdout
+    assert "blocks 8/8" in ok.stdout and "top 3 consensus edges" in ok.stdout  # union blocks
     assert "replicas on CPU: no node has a GPU" in ok.stdout
     bad = _submit(ray_cluster, [str(tmp_path / "missing.zarr"), "--out", str(tmp_path / "o2"),
                                 *common])

@@ -38,13 +38,13 @@ from .cluster import (
     watchdog_can_see_replicas,
 )
 from .config import RunConfig
+from .consensus import write_consensus
 from .inputs import DatasetInput, atlas_digest, canonical_uri, resolve_datasets
 from .output import (
     MANIFEST,
     SUCCESS,
     RunOutput,
     read_manifest,
-    write_consensus,
     write_manifest,
 )
 from .plan import (
@@ -295,8 +295,9 @@ def _manifest(prep: Prepared, status: str, attempts: list[dict[str, Any]],
                                           "blocks": len(p.blocks), "pairs": p.n_pairs}
                               for p in prep.plans}},
         "mode": prep.mode,
-        "store": ({"uri": prep.store.uri, "union_blocks": len(prep.union.blocks),
-                   "union_pairs": prep.union.n_pairs} if prep.store and prep.union else None),
+        "store": ({"uri": prep.store.uri, "scores": ProbeStore(prep.store).scores_uri,
+                   "union_blocks": len(prep.union.blocks), "union_pairs": prep.union.n_pairs}
+                  if prep.store and prep.union else None),
         "anchors": {d.network: list(d.anchors) for d in prep.datasets},
         "contexts": ({"key": prep.config.context_key, "min_cells": prep.config.min_cells,
                       "cells": prep.context_cells} if prep.config.context_key else None),
@@ -407,6 +408,8 @@ def run_job(config: RunConfig, *, prepared: Prepared | None = None,
         if not watchdog_can_see_replicas():
             log("note: through Ray Client the job cannot see its replicas' heartbeats; only "
                 "finished blocks count as progress for --start-timeout")
+    if prep.store is not None:
+        ProbeStore(prep.store).claim()  # after every refusal: a refused run writes nothing
     out.remove(out.path(SUCCESS))  # the run is in progress again until it publishes
     out.remove_partial_files()
     attempt: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -425,6 +428,7 @@ def run_job(config: RunConfig, *, prepared: Prepared | None = None,
     summaries: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
     t_compute = time.perf_counter()
+    join_retries = 0
     gpus = placement.gpus if placement else 0.0
     if placement is not None:
         attempt["gpus_per_replica_used"] = gpus
@@ -463,6 +467,7 @@ def run_job(config: RunConfig, *, prepared: Prepared | None = None,
             failed.update({s.block_id: "no result returned" for s in pending
                            if s.block_id not in join_ok and s.block_id not in failed})
             attempt["join_rows"] = sum(int(r["rows"]) for r in joins if r["status"] == "ok")
+            join_retries = sum(int(r.get("io_retries", 0)) for r in joins)
     compute_s = time.perf_counter() - t_compute
     ok_rows = [r for r in summaries if r["status"] == "ok"]
     attempt["work"] = work_done(prep, pending, ok_rows, stored_blocks)
@@ -480,6 +485,7 @@ def run_job(config: RunConfig, *, prepared: Prepared | None = None,
                     # transient object-store errors retried (all recovered, or the run failed)
                     "io_retries": {
                         "replicas": sum(int(r.get("io_retries", 0)) for r in summaries),
+                        "joins": join_retries,
                         "driver": retries_seen() - driver_retries_before}})
     rows_written = (attempt.get("join_rows", 0) if prep.store is not None
                     else sum(int(r["rows"]) for r in ok_rows))
@@ -494,8 +500,8 @@ def run_job(config: RunConfig, *, prepared: Prepared | None = None,
                          sorted(failed), rows_written, 0, time.perf_counter() - t_start,
                          summaries)
     t_cons = time.perf_counter()
-    sources = sorted({s for p in prep.plans for s in p.sources})
-    cons_rows = write_consensus(out, sources, config.consensus_rows_per_part)
+    cons_rows = write_consensus(out, top_k=config.consensus_top_k,
+                                rows_per_part=config.consensus_rows_per_part)
     edge_rows = int(_count_edges(out))
     attempt.update({"status": "complete", "consensus_seconds": round(time.perf_counter()
                                                                       - t_cons, 3)})
@@ -539,7 +545,6 @@ def _blocks_to_probe(prep: Prepared, pending: list[BlockSpec]
     if prep.store is None or prep.union is None:
         return list(pending), []
     store = ProbeStore(prep.store)
-    store.claim()
     needed = {(u.source_block, u.target_block): u
               for u in (prep.union.parent[b.block_id] for b in pending)}
     scored = store.scored_keys()

@@ -18,11 +18,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..objectstore import retries_seen_in_thread
 from .output import RunOutput
 from .plan import BlockSpec
 from .store import ProbeStore, StoreRef
 
-JOIN_COLUMNS = ("block_id", "dataset", "status", "rows", "pairs", "error")
+JOIN_COLUMNS = ("block_id", "dataset", "status", "rows", "pairs", "error", "io_retries")
 
 
 def restrict(table: pa.Table, sources: Sequence[str], targets: Sequence[str]) -> pa.Table:
@@ -55,6 +56,7 @@ def join_rows(batch: dict[str, np.ndarray], store: StoreRef, out_uri: str
         parent = BlockSpec("", 0, 0, tuple(str(s) for s in batch["parent_sources"][i]),
                            tuple(str(t) for t in batch["parent_targets"][i]))
         status, error, n = "ok", "", 0
+        retries_before = retries_seen_in_thread()
         try:
             n = join_block(probe_store, out, block, parent)
         except Exception as exc:  # noqa: BLE001 - reported per block, like a replica's
@@ -62,7 +64,8 @@ def join_rows(batch: dict[str, np.ndarray], store: StoreRef, out_uri: str
             traceback.print_exception(exc)
         for col, val in (("block_id", block.block_id), ("dataset", block.dataset),
                          ("status", status), ("rows", n), ("pairs", block.n_pairs),
-                         ("error", error)):
+                         ("error", error),
+                         ("io_retries", retries_seen_in_thread() - retries_before)):
             rows[col].append(val)
     return rows
 

@@ -99,6 +99,11 @@ class ProbeStore:
         return {n[:-len(".parquet")] for n in self.io.listdir("features")
                 if n.endswith(".parquet") and not n.startswith(".")}
 
+    @property
+    def scores_uri(self) -> str:
+        """Where this translator's scores lie (a URL on an object store), for the manifest."""
+        return self.io.url(*self._scores_dir)
+
     def features_path(self, key: str) -> str:
         return self.io.path("features", f"{key}.parquet")
 

@@ -25,6 +25,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from typing import Any
 
 from ..errors import EXIT_BAD_INPUT, AtlasgrnError
 
@@ -256,9 +257,29 @@ def mark_interrupted(out_uri: str, code: int, how: str | None = None) -> str | N
     manifest["status"] = "interrupted"
     manifest["interrupted"] = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "driver": how,
                                "blocks_safe": safe, "blocks_planned": planned}
+    stored = _stored_blocks(manifest.get("store"))
+    if stored is not None:
+        manifest["interrupted"]["store_blocks"] = stored
     try:
         write_manifest(out, manifest)
     except Exception:  # noqa: BLE001 - "where it still can"
         pass
+    kept = (f"; the probe store holds {stored} scored block(s) of the {union} the run probes"
+            if stored is not None and (union := manifest["store"].get("union_blocks"))
+            else "")
     return (f"the job's driver ended before the run did ({how}); {safe} of {planned} "
-            f"block(s) are safe in {out.uri}; rerun the same command to resume")
+            f"block(s) are safe in {out.uri}{kept}; rerun the same command to resume")
+
+
+def _stored_blocks(store: Any) -> int | None:
+    """Scored blocks in a universal-mode run's probe store (a shared store may hold other
+    runs' blocks too); None when there is no store or it cannot be listed."""
+    if not isinstance(store, dict) or not store.get("scores"):
+        return None
+    try:
+        from .output import RunOutput
+
+        return sum(1 for n in RunOutput(store["scores"]).listdir()
+                   if n.endswith(".parquet") and not n.startswith("."))
+    except Exception:  # noqa: BLE001 - "where it still can"
+        return None
