@@ -27,3 +27,17 @@ def spec_options(args: argparse.Namespace) -> dict[str, Any]:
     """The spec fields given on the command line (absent ones take the spec's defaults)."""
     return {name: getattr(args, name) for name in SPEC_FIELDS
             if getattr(args, name) is not None}
+
+
+def parse_background(text: str | None) -> float | str | None:
+    """``--background``: a number (universal mode) or ``profile`` (context mode)."""
+    from ..errors import AtlasgrnError
+    from ..features import PROFILE
+
+    if text is None or text == PROFILE:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise AtlasgrnError(f"--background {text!r} is neither a number nor 'profile'",
+                            key="--background", remedy="give e.g. 0, or profile") from None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..cli_defaults import field_default
 from ..errors import AtlasgrnError
-from ._feature_options import add_spec_options, spec_options
+from ._feature_options import add_spec_options, parse_background, spec_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,6 +48,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--cache", default=None, help="feature cache dir (default "
                    "~/.cache/atlasgrn/features; 'none' disables it)")
     add_spec_options(b)
+    b.add_argument("--train-dataset", default=default("train_dataset"), metavar="NAME",
+                   help="dataset whose labels train the translators; it is left out of the "
+                        "evaluation (default: %(default)s; context mode needs one with "
+                        "expression, e.g. mESC)")
+    b.add_argument("--background", default=None, metavar="X|profile",
+                   help="virtual-cell background of every probe: a number (universal mode; "
+                        "default: the model's) or 'profile', each dataset's own mean "
+                        "(context mode: needs --train-dataset with expression)")
     b.add_argument("--max-epochs", type=int, default=field_default(TranslatorConfig,
                                                                     "max_epochs"),
                    help="translator epochs")
@@ -81,7 +89,10 @@ def run(args: argparse.Namespace) -> int:
         strict_model=args.strict_model, strict_dataset=args.strict_dataset, jobs=args.jobs,
         methods=methods, protocols=tuple(p.strip() for p in args.protocols.split(",")),
         tf_sample=args.tf_sample, cache_dir=cache,
-        features=spec_options(args),
+        features={**spec_options(args),
+                  **({"background": parse_background(args.background)}
+                     if args.background is not None else {})},
+        train_dataset=args.train_dataset,
         translator=TranslatorConfig(max_epochs=args.max_epochs), tree_trees=args.trees,
         device=args.device)
     bad = [p for p in cfg.protocols if p not in ("A", "B", "C", "M")]

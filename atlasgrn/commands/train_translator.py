@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..cli_defaults import field_default
-from ._feature_options import add_spec_options, spec_options
+from ._feature_options import add_spec_options, parse_background, spec_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     cache = None if (args.cache or "").lower() == "none" else (
         Path(args.cache) if args.cache else default_cache_dir())
     model = load_model(args.model)
-    background = _background(args.background)
+    background = parse_background(args.background)
     expression = (_expression(args.expression, args.expression_dataset)
                   if args.expression else None)
     result = train_from_prior(
@@ -98,19 +98,6 @@ def run(args: argparse.Namespace) -> int:
           + ", ".join(f"{k} {v:.3f}" if v is not None else f"{k} n/a" for k, v in val.items())
           + ")")
     return 0
-
-
-def _background(text: str | None) -> float | str | None:
-    from ..errors import AtlasgrnError
-    from ..features import PROFILE
-
-    if text is None or text == PROFILE:
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise AtlasgrnError(f"--background {text!r} is neither a number nor 'profile'",
-                            key="--background", remedy="give e.g. 0, or profile") from None
 
 
 def _expression(atlas_uri: str, dataset: str | None):  # -> training.prior.Expression
