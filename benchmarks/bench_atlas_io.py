@@ -25,10 +25,11 @@ import json
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
+
+from child_process import run_child  # beside this script
 
 GIB = 1024 ** 3
 
@@ -65,11 +66,7 @@ def child_read(uri: str, name: str, start: int, n: int) -> dict:
 
 
 def _run_child(*args: str) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        sys.exit(f"child {' '.join(args)} failed (rc {proc.returncode}):\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_child(__file__, *args)
 
 
 def _mib(n: float) -> str:

@@ -123,29 +123,6 @@ def auprc(labels: np.ndarray, scores: np.ndarray) -> float:
 
 # ---------------------------------------------------------------------------- one seed
 
-def train_context_translator(root: Path, model_dir: str, edges, train_tfs, genes, atlas: str,
-                             dataset: str, threads: int) -> str:
-    from atlasgrn.cli import main
-    from tests.engine_helpers import BLOCKS
-
-    root.mkdir(parents=True, exist_ok=True)
-    prior = root / "prior.csv"
-    pd.DataFrame(sorted((s, t) for s, t in edges if s in train_tfs),
-                 columns=["source", "target"]).to_csv(prior, index=False)
-    gene_list = root / "genes.txt"
-    gene_list.write_text("\n".join(genes) + "\n")
-    out = root / "translator"
-    rc = main(["train-translator", "--model", model_dir, "--prior", str(prior), "--genes",
-               str(gene_list), "--out", str(out), "--cache", "none", "--threads", str(threads),
-               "--background", "profile", "--expression", atlas,
-               "--expression-dataset", dataset,
-               "--source-block", str(BLOCKS["source_block"]),
-               "--target-block", str(BLOCKS["target_block"])])
-    if rc != 0:
-        raise RuntimeError("context train-translator failed")
-    return str(out)
-
-
 def read_edges(out: str) -> pd.DataFrame:
     from atlasgrn.engine.output import RunOutput, edges_dataset
     return edges_dataset(RunOutput(out)).to_table().to_pandas()
@@ -185,8 +162,10 @@ def run_seed(seed: int, args, work: Path) -> dict:
     timings["translator_universal_s"] = time.perf_counter() - t
     t = time.perf_counter()
     first = res.datasets[0].name
-    ctx_tr = train_context_translator(root / "context", model_dir, edges, train_tfs,
-                                      tuple(res.genes), atlas_uri, first, args.threads)
+    ctx_tr = train_cli_translator(root / "context", model_dir, edges, train_tfs,
+                                  tuple(res.genes), threads=args.threads,
+                                  extra=("--background", "profile", "--expression", atlas_uri,
+                                         "--expression-dataset", first))
     timings["translator_context_s"] = time.perf_counter() - t
     _log(f"seed {seed}: translators trained ({timings['translator_universal_s']:.0f} s, "
          f"{timings['translator_context_s']:.0f} s)")

@@ -29,12 +29,12 @@ import json
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+from child_process import run_child  # beside this script
 
 COLUMN = "cell_state"
 
@@ -151,11 +151,7 @@ def child_numpy(uri: str, name: str, block: int, out: str) -> dict:
 
 
 def _run_child(*args: str) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        sys.exit(f"child {' '.join(args)} failed (rc {proc.returncode}):\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_child(__file__, *args)
 
 
 def _compare(a: str, b: str) -> str:

@@ -60,11 +60,25 @@ def pretrain_tiny(atlas: str, out: str, steps: int) -> str:
     return out
 
 
+def sim_run_config(world: SimWorld, out: Path, **kw: object):  # -> RunConfig
+    """The clean run's configuration (conftest.clean_run), with ``kw`` changed."""
+    from atlasgrn.engine.config import RunConfig
+
+    base = dict(atlas=world.atlas, out=str(out), model=world.model_dir,
+                translator=world.translator_dir, replicas=2, gpus_per_replica=1.0,
+                cpus_per_replica=0.5, progress_every_s=0.0)
+    base.update(kw)
+    return RunConfig(**base)
+
+
 def train_cli_translator(root: Path, model_dir: str, edges: set[tuple[str, str]],
-                         train_tfs: frozenset[str], genes: tuple[str, ...]) -> str:
-    """``atlasgrn train-translator`` on the training TFs' true edges over the atlas's genes."""
+                         train_tfs: frozenset[str], genes: tuple[str, ...],
+                         extra: tuple[str, ...] = (), threads: int = 2) -> str:
+    """``atlasgrn train-translator`` on the training TFs' true edges over the atlas's genes
+    (``extra``: more options, e.g. ``--background profile --expression ...``)."""
     from atlasgrn.cli import main
 
+    root.mkdir(parents=True, exist_ok=True)
     prior = root / "prior.csv"
     pd.DataFrame(sorted((s, t) for s, t in edges if s in train_tfs),
                  columns=["source", "target"]).to_csv(prior, index=False)
@@ -72,9 +86,9 @@ def train_cli_translator(root: Path, model_dir: str, edges: set[tuple[str, str]]
     gene_list.write_text("\n".join(genes) + "\n")
     out = root / "translator"
     rc = main(["train-translator", "--model", model_dir, "--prior", str(prior), "--genes",
-               str(gene_list), "--out", str(out), "--cache", "none", "--threads", "2",
+               str(gene_list), "--out", str(out), "--cache", "none", "--threads", str(threads),
                "--source-block", str(BLOCKS["source_block"]),
-               "--target-block", str(BLOCKS["target_block"])])
+               "--target-block", str(BLOCKS["target_block"]), *extra])
     assert rc == 0, "train-translator failed"
     return str(out)
 

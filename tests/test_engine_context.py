@@ -17,30 +17,18 @@ from atlasgrn.engine.job import prepare, run_job
 from atlasgrn.engine.output import RunOutput, edges_dataset
 from atlasgrn.errors import AtlasgrnError
 
-from .engine_helpers import BLOCKS
+from .engine_helpers import BLOCKS, train_cli_translator
 
 
 @pytest.fixture(scope="module")
 def context_translator(sim_world, tmp_path_factory):
     """``atlasgrn train-translator`` for context mode: the training TFs' true edges, features
     with the mean profile of sim00 as the background."""
-    from atlasgrn.cli import main
-
     root = tmp_path_factory.mktemp("context-translator")
-    prior = root / "prior.csv"
-    pd.DataFrame(sorted((s, t) for s, t in sim_world.edges if s in sim_world.train_tfs),
-                 columns=["source", "target"]).to_csv(prior, index=False)
-    genes = root / "genes.txt"
-    genes.write_text("\n".join(sim_world.genes) + "\n")
-    out = root / "translator"
-    rc = main(["train-translator", "--model", sim_world.model_dir, "--prior", str(prior),
-               "--genes", str(genes), "--out", str(out), "--cache", "none", "--threads", "2",
-               "--background", "profile", "--expression", sim_world.atlas,
-               "--expression-dataset", "sim00",
-               "--source-block", str(BLOCKS["source_block"]),
-               "--target-block", str(BLOCKS["target_block"])])
-    assert rc == 0
-    return str(out)
+    return train_cli_translator(root, sim_world.model_dir, sim_world.edges, sim_world.train_tfs,
+                                sim_world.genes,
+                                extra=("--background", "profile", "--expression",
+                                       sim_world.atlas, "--expression-dataset", "sim00"))
 
 
 def _states(atlas: str, dataset: str) -> pd.Series:

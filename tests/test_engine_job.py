@@ -15,20 +15,15 @@ import numpy as np
 import pyarrow.dataset as pads
 
 from atlasgrn.bench.metrics import auprc_ratio
-from atlasgrn.engine.config import RunConfig
 from atlasgrn.engine.job import FAULT_ENV, run_job
 from atlasgrn.engine.output import RunOutput, edges_dataset
+
+from .engine_helpers import sim_run_config
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _config(world, out: Path, **kw) -> RunConfig:
-    """The clean run's configuration (conftest.clean_run), with ``kw`` changed."""
-    base = dict(atlas=world.atlas, out=str(out), model=world.model_dir,
-                translator=world.translator_dir, replicas=2, gpus_per_replica=1.0,
-                cpus_per_replica=0.5, progress_every_s=0.0)
-    base.update(kw)
-    return RunConfig(**base)
+_config = sim_run_config
 
 
 def _stored_blocks(out: Path) -> int:

@@ -13,19 +13,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from atlasgrn.engine.config import RunConfig
 from atlasgrn.engine.job import prepare, run_job
 from atlasgrn.engine.store import ProbeStore
 from atlasgrn.errors import AtlasgrnError
 
+from .engine_helpers import sim_run_config
 
-def _config(world, out: Path, **kw) -> RunConfig:
-    """The clean run's configuration (conftest.clean_run), with ``kw`` changed."""
-    base = dict(atlas=world.atlas, out=str(out), model=world.model_dir,
-                translator=world.translator_dir, replicas=2, gpus_per_replica=1.0,
-                cpus_per_replica=0.5, progress_every_s=0.0)
-    base.update(kw)
-    return RunConfig(**base)
+_config = sim_run_config
 
 
 def _files(out: Path, sub: str) -> dict[str, bytes]:
