@@ -95,3 +95,6 @@ def test_job_entrypoints_parse_with_the_engines_real_options(name, entrypoint):
     config.validate()
     assert config.atlas.startswith("s3://") and config.out.startswith("s3://")
     assert config.replicas >= 1 and config.gpus_per_replica > 0
+    if name == "nightly":  # nights share one probe store: each probes only what is new
+        assert config.cache and config.cache.startswith("s3://")
+        assert "2026-11-24" not in config.cache  # not under one night's output
