@@ -44,6 +44,7 @@ import pyarrow.compute as pc
 from ..errors import AtlasgrnError
 from ..objectstore import with_retries
 from .output import RunOutput
+from .plan import network_name
 
 CONSENSUS_SCHEMA = pa.schema([
     ("source", pa.string()), ("target", pa.string()), ("score_mean", pa.float32()),
@@ -69,10 +70,6 @@ class EdgeFiles:
     paths: tuple[str, ...]
     network_of_path: tuple[int, ...]  # index into ``networks``
     networks: tuple[str, ...]         # sorted labels: ``dataset`` or ``dataset/context``
-
-
-def network_label(dataset: str, context: str | None = None) -> str:
-    return dataset if context is None else f"{dataset}/{context}"
 
 
 def list_edge_files(out: RunOutput) -> EdgeFiles:
@@ -103,7 +100,7 @@ def list_edge_files(out: RunOutput) -> EdgeFiles:
                 "dataset=<name>/[context=<value>/]<block>.parquet)", path=out.url("edges", rel),
                 remedy="remove it, or rebuild the run into a fresh output directory")
         values = [urllib.parse.unquote(v) for _, _, v in keys]  # as pyarrow's hive partitioning
-        label = network_label(*values)
+        label = network_name(*values)
         if "," in label:
             raise AtlasgrnError(f"network '{label}' has a comma in its name, which the "
                                 "comma-joined top_k_networks column cannot hold",

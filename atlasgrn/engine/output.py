@@ -79,26 +79,28 @@ class RunOutput:
             done |= {s.block_id for s in items if f"{s.file_stem}.parquet" in present}
         return done
 
-    def edge_dirs(self) -> list[tuple[str, ...]]:
-        """Every directory of edge files: ``edges/dataset=X`` and, in a run with a context
-        key, ``edges/dataset=X/context=Y``."""
-        dirs = []
+    def edge_listing(self) -> dict[tuple[str, ...], list[str]]:
+        """Every directory of edge files (``edges/dataset=X`` and, in a run with a context key,
+        ``edges/dataset=X/context=Y``) with the names in it: one listing per directory."""
+        listing: dict[tuple[str, ...], list[str]] = {}
         for part in self.listdir("edges"):
             names = self.listdir("edges", part)
-            dirs.append(("edges", part))
-            dirs += [("edges", part, n) for n in names if n.startswith("context=")]
-        return dirs
+            listing[("edges", part)] = names
+            for n in names:
+                if n.startswith("context="):
+                    listing[("edges", part, n)] = self.listdir("edges", part, n)
+        return listing
 
     def count_edge_files(self) -> int:
         """Published edge files (one per finished block), across datasets."""
-        return sum(1 for d in self.edge_dirs() for name in self.listdir(*d)
+        return sum(1 for names in self.edge_listing().values() for name in names
                    if name.endswith(".parquet") and not is_temp_name(name))
 
     def remove_partial_files(self) -> int:
         """Delete temporary files a killed writer left behind (hidden names, never read)."""
         n = 0
-        for d in self.edge_dirs():
-            for name in self.listdir(*d):
+        for d, names in self.edge_listing().items():
+            for name in names:
                 if is_temp_name(name):
                     self.remove(self.path(*d, name))
                     n += 1
@@ -158,7 +160,7 @@ def edges_dataset(out: RunOutput) -> pads.Dataset:
     size it did not know, and fail, on a resumed S3 run."""
     out.fs.invalidate_cache()  # s3fs drops only the path and its parents, not children
     keys = [("dataset", pa.string())]
-    if any(len(d) == 3 for d in out.edge_dirs()):
+    if any(len(d) == 3 for d in out.edge_listing()):
         keys.append(("context", pa.string()))
     return pads.dataset(out.path("edges"), format="parquet", filesystem=out.fs,
                         partitioning=pads.partitioning(pa.schema(keys), flavor="hive"))
