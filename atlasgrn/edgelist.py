@@ -8,6 +8,7 @@ name (:data:`KNOWN_COLUMNS`), given explicitly, or taken as columns 1-2 of a hea
 
 from __future__ import annotations
 
+import gzip
 import os
 from pathlib import Path
 
@@ -29,7 +30,10 @@ def read_edge_list(path: str | os.PathLike[str], *, option: str, what: str, reme
     if not p.is_file():
         raise AtlasgrnError(f"{what} file not found", path=str(p), key=option, remedy=remedy)
     try:
-        with open(p, "rb") as fh:
+        # the separator is sniffed on the first *text* line (a gzip file's raw bytes can hold
+        # a tab byte and no comma, which once made a comma file read as one column)
+        opener = gzip.open if p.name.lower().endswith(".gz") else open
+        with opener(p, "rb") as fh:
             first = fh.readline()
         name = p.name.lower().removesuffix(".gz")
         tab = name.endswith((".tsv", ".txt")) or (b"\t" in first and b"," not in first)
