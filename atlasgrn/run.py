@@ -137,6 +137,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-cells", type=int, default=default("min_cells"), metavar="N",
                    help="with --context-key, the fewest cells a context needs for a network "
                         "(default: %(default)s)")
+    p.add_argument("--stat-cells", type=int, default=default("stat_cells"), metavar="N",
+                   help="cells per dataset or context the rank-statistic features are computed "
+                        "from, evenly spaced, when the translator reads them "
+                        "(default: %(default)s)")
     p.add_argument("--vvp-grid", type=_floats, default=default("vvp_grid"), metavar="X,X,...",
                    help=f"VVP grid; {as_trained}")
     p.add_argument("--gdt-levels", type=_floats, default=default("gdt_levels"),
@@ -197,7 +201,8 @@ def config_from_args(args: argparse.Namespace):
                      replica_resources=tuple(args.replica_resources or ()),
                      blocks_per_call=args.blocks_per_call, gdt_precision=args.gdt_precision,
                      mode=args.mode, cache=args.cache, context_key=args.context_key,
-                     min_cells=args.min_cells, vvp_grid=args.vvp_grid,
+                     min_cells=args.min_cells, stat_cells=args.stat_cells,
+                     vvp_grid=args.vvp_grid,
                      gdt_levels=args.gdt_levels, gdt_reading=args.gdt_reading,
                      background=args.background, context_len=args.context_len,
                      retries=args.retries, read_tasks=args.read_tasks,

@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import rankdata
 
+from ..features.stats import MI_BINS, abs_pearson, abs_spearman, mutual_information
 from .genelink import Expression
 from .splits import PairSet
 
@@ -73,62 +73,27 @@ def _regulator_columns(expr: Expression, regulators: Sequence[str] | None
     return regs, np.asarray([index[g] for g in regs], dtype=np.int64)
 
 
-def _standardise(x: np.ndarray) -> np.ndarray:
-    """Columns centred and scaled to unit norm; constant columns become 0."""
-    x = np.asarray(x, dtype=np.float64)
-    x = x - x.mean(axis=0)
-    norm = np.sqrt((x * x).sum(axis=0))
-    return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
-
-
 def pearson_matrix(expr: Expression, regulators: Sequence[str] | None = None) -> ScoreMatrix:
     """|Pearson r| between each regulator and each gene across cells (0 for constant genes)."""
     regs, cols = _regulator_columns(expr, regulators)
-    z = _standardise(expr.values)
-    corr = np.clip(np.abs(z[:, cols].T @ z), 0.0, 1.0)
-    return ScoreMatrix(regs, tuple(expr.genes), corr, method="pearson")
+    return ScoreMatrix(regs, tuple(expr.genes), abs_pearson(expr.values, cols), method="pearson")
 
 
 def spearman_matrix(expr: Expression, regulators: Sequence[str] | None = None) -> ScoreMatrix:
     """|Spearman rho|: Pearson on per-gene ranks (ties averaged)."""
-    ranked = Expression(rankdata(expr.values, axis=0).astype(np.float64), expr.genes, expr.cells)
-    m = pearson_matrix(ranked, regulators)
-    return ScoreMatrix(m.regulators, m.genes, m.values, method="spearman")
-
-
-def _bin_codes(x: np.ndarray, n_bins: int) -> np.ndarray:
-    """Equal-width bins per gene over its [min, max]; constant genes all in bin 0."""
-    lo, hi = x.min(axis=0), x.max(axis=0)
-    width = np.where(hi > lo, (hi - lo) / n_bins, 1.0)
-    codes = np.floor((x - lo) / width).astype(np.int64)
-    return np.clip(codes, 0, n_bins - 1)
+    regs, cols = _regulator_columns(expr, regulators)
+    return ScoreMatrix(regs, tuple(expr.genes), abs_spearman(expr.values, cols),
+                       method="spearman")
 
 
 def mutual_information_matrix(expr: Expression, regulators: Sequence[str] | None = None,
-                              n_bins: int = 8, chunk: int = 64) -> ScoreMatrix:
-    """Plug-in mutual information (nats) of equal-width-binned expression, per regulator x gene.
-
-    Equal-width bins keep the many zeros of scRNA-seq in one bin instead of splitting tied values
-    across quantile bins. Joint histograms of all pairs come from one-hot matrix products, in
-    regulator chunks so memory stays at chunk x bins x genes x bins.
-    """
+                              n_bins: int = MI_BINS, chunk: int = 64) -> ScoreMatrix:
+    """Plug-in mutual information of equal-width-binned expression, per regulator x gene
+    (:func:`atlasgrn.features.stats.mutual_information`)."""
     regs, cols = _regulator_columns(expr, regulators)
-    n_cells, n_genes = expr.values.shape
-    codes = _bin_codes(np.asarray(expr.values, dtype=np.float64), n_bins)
-    onehot = np.zeros((n_cells, n_genes, n_bins), dtype=np.float32)
-    np.put_along_axis(onehot, codes[:, :, None], 1.0, axis=2)
-    flat = onehot.reshape(n_cells, n_genes * n_bins)
-    p_gene = onehot.sum(axis=0) / n_cells  # genes x bins
-    out = np.zeros((len(regs), n_genes), dtype=np.float64)
-    for start in range(0, len(regs), chunk):
-        part = cols[start:start + chunk]
-        joint = (onehot[:, part, :].reshape(n_cells, -1).T @ flat).astype(np.float64) / n_cells
-        joint = joint.reshape(len(part), n_bins, n_genes, n_bins)
-        indep = p_gene[part][:, :, None, None] * p_gene[None, None, :, :]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            terms = np.where(joint > 0, joint * np.log(joint / indep), 0.0)
-        out[start:start + len(part)] = np.maximum(terms.sum(axis=(1, 3)), 0.0)
-    return ScoreMatrix(regs, tuple(expr.genes), out, method="mutual_information")
+    return ScoreMatrix(regs, tuple(expr.genes),
+                       mutual_information(expr.values, cols, n_bins=n_bins, chunk=chunk),
+                       method="mutual_information")
 
 
 def _tree_importances(x: np.ndarray, y: np.ndarray, n_trees: int, max_features: str | float,

@@ -16,10 +16,24 @@ BEELINE_VALUE_KIND = "log1p"
 TRANSLATED = ("vvp", "gdt_uniform", "gdt_source", "emb", "emb_sum", "pert")
 RAW_SCFM = ("pert_origin", "attn_origin")
 ENSEMBLES = ("ens", "ens_stats")
+#: Learned fusions (one MLP over concatenated kinds): name -> (its kinds, needs expression).
+#: ``fused_probes`` reads only what the model computes without expression, so it serves every
+#: dataset (and universal mode); ``fused`` adds the knockout read-out and the within-dataset
+#: rank statistics; ``fused_emb`` adds the gene embeddings, the gene-identity shortcut that
+#: protocols B and M expose.
+PROBE_FUSION = ("vvp", "gdt_uniform", "gdt_source", "attn")
+STAT_FUSION = ("pert", "rank_pearson", "rank_spearman", "rank_mi")
+FUSED = {"fused_probes": (PROBE_FUSION, False),
+         "fused": (PROBE_FUSION + STAT_FUSION, True),
+         "fused_emb": (PROBE_FUSION + STAT_FUSION + ("emb_concat", "emb_sum"), True)}
+#: ``default``: per seed, the translated or fused variant with the best validation AUROC on
+#: held-out source genes of the training dataset (among those the test dataset can serve).
+SELECTED = ("default",)
 EXPRESSION_METHODS = ("pearson", "spearman", "trees", "mi")
 LABEL_METHODS = ("degree", "target_is_tf", "random")
-ALL_METHODS = RAW_SCFM + TRANSLATED + ENSEMBLES + EXPRESSION_METHODS + LABEL_METHODS
-SCFM_METHODS = RAW_SCFM + TRANSLATED + ENSEMBLES
+ALL_METHODS = (SELECTED + RAW_SCFM + TRANSLATED + ENSEMBLES + tuple(FUSED)
+               + EXPRESSION_METHODS + LABEL_METHODS)
+SCFM_METHODS = SELECTED + RAW_SCFM + TRANSLATED + ENSEMBLES + tuple(FUSED)
 #: feature kind behind each translated method
 METHOD_KIND = {"vvp": "vvp", "gdt_uniform": "gdt_uniform", "gdt_source": "gdt_source",
                "emb": "emb_concat", "emb_sum": "emb_sum", "pert": "pert"}

@@ -41,11 +41,13 @@ from scipy.stats import rankdata
 
 from ..errors import AtlasgrnError
 from ..features import (
+    STAT_KINDS,
     CacheStats,
     FeatureSpec,
     FeatureTable,
     build_universe,
     compute_table,
+    rank_statistics,
 )
 from ..models.interface import GeneModel
 from ..progress import Progress
@@ -64,11 +66,15 @@ from .config import (
     ALL_METHODS,
     BEELINE_VALUE_KIND,
     EXPRESSION_METHODS,
+    FUSED,
     METHOD_KIND,
     PROTOCOL_METRICS,
     TRANSLATED,
     BenchConfig,
 )
+
+#: Model kinds every fused variant may read (pert only where the dataset has expression).
+FUSION_MODEL_KINDS = ("vvp", "gdt_uniform", "gdt_source", "attn", "emb_concat", "emb_sum")
 from .genelink import NetworkSet, discover, plan_transfers, pretraining_matches
 from .metrics import RESULT_COLUMNS, evaluate, pr_curve
 from .splits import PairSet, build_protocols, training_pairs
@@ -165,10 +171,49 @@ def _matrix(table: FeatureTable, values: np.ndarray) -> Matrix:
     return Matrix(table.sources, table.targets, values, low)
 
 
+@dataclass(frozen=True)
+class StatFeatures:
+    """A dataset's rank-statistic features (:func:`atlasgrn.features.rank_statistics`) over its
+    regulators x genes, looked up by symbol."""
+
+    regulators: tuple[str, ...]
+    genes: tuple[str, ...]
+    values: Mapping[str, np.ndarray]
+
+    def positions(self, sources: Sequence[str], targets: Sequence[str]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows = {g: i for i, g in enumerate(self.regulators)}
+        cols = {g: i for i, g in enumerate(self.genes)}
+        r = np.fromiter((rows.get(x, -1) for x in sources), np.int64, len(sources))
+        c = np.fromiter((cols.get(x, -1) for x in targets), np.int64, len(targets))
+        return r, c, (r >= 0) & (c >= 0)
+
+    def gather(self, sources: Sequence[str], targets: Sequence[str]
+               ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """``({kind: [N, 1]}, covered[N])``; uncovered pairs get 0."""
+        r, c, ok = self.positions(sources, targets)
+        rr, cc = np.where(ok, r, 0), np.where(ok, c, 0)
+        return ({k: np.where(ok, v[rr, cc], 0.0)[:, None] for k, v in self.values.items()},
+                ok)
+
+    def aligned(self, table: FeatureTable) -> dict[str, np.ndarray]:
+        """Each kind as ``[S, T]`` over the table's sources x targets (NaN where uncovered)."""
+        r, _, _ = self.positions(table.sources, [self.genes[0]] * len(table.sources))
+        _, c, _ = self.positions([self.regulators[0]] * len(table.targets), table.targets)
+        out = {}
+        for k, v in self.values.items():
+            m = np.full((len(r), len(c)), np.nan)
+            m[np.ix_(r >= 0, c >= 0)] = v[np.ix_(r[r >= 0], c[c >= 0])]
+            out[k] = m
+        return out
+
+
 def translator_matrices(translator: Translator, table: FeatureTable, kinds: Sequence[str],
-                        chunk_pairs: int = 200_000) -> dict[str, np.ndarray]:
-    """Logits ``[S, T]`` of each kind over the table's computed cells (NaN elsewhere), in row
-    chunks so memory stays small."""
+                        chunk_pairs: int = 200_000,
+                        extra: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Logits ``[S, T]`` of each translator model over the table's computed cells (NaN
+    elsewhere), in row chunks so memory stays small. ``extra``: kinds the table does not hold
+    (the rank statistics), as ``[S, T]`` matrices aligned with it."""
     n_s, n_t = len(table.sources), len(table.targets)
     mask = table.computed_mask()
     out = {k: np.full((n_s, n_t), np.nan, dtype=np.float64) for k in kinds}
@@ -180,7 +225,10 @@ def translator_matrices(translator: Translator, table: FeatureTable, kinds: Sequ
         if not len(r):
             continue
         for k in kinds:
-            out[k][r, c] = translator.kinds[k].logits(table.rows(k, r, c))
+            model = translator.kinds[k]
+            rows = {i: (extra[i][r, c][:, None] if extra and i in extra else table.rows(i, r, c))
+                    for i in model.input_kinds}
+            out[k][r, c] = model.logits(model.features_of(rows))
     return out
 
 
@@ -244,6 +292,7 @@ class _Run:
         self.tables: dict[tuple[int, str, tuple[str, ...]], FeatureTable] = {}
         self.expr_cache: dict[tuple[str, int], Any] = {}
         self.base_cache: dict[tuple[str, int, tuple[str, ...]], dict[str, Matrix]] = {}
+        self.stat_cache: dict[tuple[str, int, tuple[str, ...]], StatFeatures | None] = {}
         self.trained: dict[tuple[int, str, int], tuple[Translator, str]] = {}
         self.coverage: dict[str, float] = {}
         self.timings: dict[str, float] = {}
@@ -262,7 +311,29 @@ class _Run:
             kinds.append("attn")
         if has_expr and m & {"pert", "pert_origin"}:
             kinds.append("pert")
+        if m & (set(FUSED) | {"default"}):
+            kinds += list(FUSION_MODEL_KINDS) + (["pert"] if has_expr else [])
         return list(dict.fromkeys(kinds))
+
+    def wants_fusion(self) -> bool:
+        return bool(set(self.cfg.methods) & (set(FUSED) | {"default"}))
+
+    def stat_features(self, ns: NetworkSet) -> StatFeatures | None:
+        """The set's rank statistics over its TFs x genes (None without expression)."""
+        key = (ns.dataset, ns.size, tuple(sorted(ns.tfs)))
+        if key not in self.stat_cache:
+            expr = self.expression(ns)
+            out = None
+            if expr is not None:
+                t0 = time.perf_counter()
+                genes = tuple(expr.genes)
+                regs = tuple(t for t in ns.tfs if t in set(genes))
+                out = StatFeatures(regs, genes, rank_statistics(expr.values, genes, regs,
+                                                                STAT_KINDS))
+                self.timings[f"rank_statistics/{ns.dataset}/{ns.size}"] = (
+                    time.perf_counter() - t0)
+            self.stat_cache[key] = out
+        return self.stat_cache[key]
 
     def expression(self, ns: NetworkSet):
         key = (ns.dataset, ns.size)
@@ -348,9 +419,16 @@ class _Run:
         key = (which, train.key, seed)
         if key not in self.trained:
             table = self.table(model, train, which, training=True)
-            kinds = [k for k in self.kinds_needed(train.has_expression)
-                     if k not in ("attn",)]
-            feats, ok = table.gather(tp.sources.tolist(), tp.targets.tolist(), kinds)
+            needed = self.kinds_needed(train.has_expression)
+            singles = [k for k in needed if k not in ("attn",)]
+            feats, ok = table.gather(tp.sources.tolist(), tp.targets.tolist(), needed)
+            stats = self.stat_features(train) if self.wants_fusion() else None
+            if stats is not None:
+                stat_rows, stat_ok = stats.gather(tp.sources.tolist(), tp.targets.tolist())
+                feats.update(stat_rows)
+                ok = ok & stat_ok
+            fused = {name: kinds for name, (kinds, _) in FUSED.items()
+                     if self.wants_fusion() and all(k in feats for k in kinds)}
             self.coverage[f"train/{train.key}"] = float(ok.mean())
             labels, groups = tp.labels[ok], tp.sources[ok]
             if len(np.unique(labels)) < 2:
@@ -362,12 +440,16 @@ class _Run:
             cfg = replace(self.cfg.translator, seed=seed)
             with torch_threads(1):
                 tr = train_translator({k: v[ok] for k, v in feats.items()}, labels, groups, cfg,
-                                      provenance={"train": train.key, "seed": seed})
+                                      provenance={"train": train.key, "seed": seed},
+                                      fused=fused, per_kind=singles)
             tr.feature_spec = self.specs[which]
             gdts = [k for k in ("gdt_uniform", "gdt_source") if k in tr.kinds]
             best = max(gdts, key=lambda k: tr.kinds[k].metrics.get("val_auroc") or 0.0) \
                 if gdts else ""
             self.choices.append({"train": train.key, "seed": seed, "ens_gdt": best,
+                                 "default": select_default(tr, with_expression=True),
+                                 "default_without_expression": select_default(
+                                     tr, with_expression=False),
                                  "model": "strict" if which else "main",
                                  **{f"val_auroc/{k}": m.metrics.get("val_auroc")
                                     for k, m in tr.kinds.items()}})
@@ -399,7 +481,37 @@ class _Run:
                 out[meth] = _matrix(table, logits[k])
         if need_ens:
             out["ens"] = _matrix(table, (logits["vvp"] + logits[best]) / 2.0)
+        if self.wants_fusion():
+            out.update(self.fused_matrices(test, tr, table))
         return out
+
+    def fused_matrices(self, test: NetworkSet, tr: Translator, table: FeatureTable
+                       ) -> dict[str, Matrix]:
+        """The fused variants the test set can serve, and ``default``: the variant selected on
+        the training dataset's held-out sources (the best one that needs no expression when
+        the test set has none)."""
+        m = set(self.cfg.methods)
+        stats = self.stat_features(test)
+        extra = stats.aligned(table) if stats is not None else None
+        have = set(table.kinds) | set(extra or ())
+        servable = [k for k in tr.kinds if all(i in have for i in tr.kinds[k].input_kinds)]
+        chosen = select_default(tr, with_expression=stats is not None)
+        wanted = [k for k in servable if k in FUSED and k in m]
+        if "default" in m and chosen in servable:
+            wanted.append(chosen)
+        with torch_threads(1):
+            logits = translator_matrices(tr, table, sorted(set(wanted)), extra=extra)
+        out = {k: _matrix(table, logits[k]) for k in wanted if k in FUSED and k in m}
+        if "default" in m and chosen in logits:
+            out["default"] = _matrix(table, logits[chosen])
+        return out
+
+
+def select_default(tr: Translator, with_expression: bool) -> str:
+    """The translator model with the best validation AUROC on held-out training sources, among
+    those a dataset can serve (``with_expression`` False: none that reads pert or a rank
+    statistic)."""
+    return tr.best_validated(() if with_expression else ("pert", *STAT_KINDS))
 
 
 def _rows(method: str, pairs: PairSet, scores: np.ndarray, seed: int) -> list[dict[str, Any]]:

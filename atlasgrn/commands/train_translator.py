@@ -21,7 +21,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--genes", required=True, help="gene universe: one symbol per line")
     p.add_argument("--out", required=True, help="output translator directory")
     p.add_argument("--kinds", default=",".join(DEFAULT_KINDS),
-                   help="feature kinds to train (comma list)")
+                   help="feature kinds to train (comma list; rank_pearson, rank_spearman, "
+                        "rank_mi and pert need --expression)")
+    p.add_argument("--fused", action="store_true",
+                   help="also train the fused models (fused_probes, fused, fused_emb: one MLP "
+                        "over several kinds' features) whose kinds are all in --kinds")
+    p.add_argument("--select", default="ens", metavar="ens|best|MODEL",
+                   help="the ensemble: ens = VVP + the better GDT reading (the paper's); best = "
+                        "the one model with the best held-out-source validation AUROC; or one "
+                        "trained model by name (e.g. fused). With best or a name, only that "
+                        "model is kept and the feature spec lists just the kinds it reads")
+    p.add_argument("--stat-cells", type=int, default=None,
+                   help="cells of --expression read for the rank statistics (evenly spaced; "
+                        "default: the job's)")
     p.add_argument("--source-col", default=None)
     p.add_argument("--target-col", default=None)
     p.add_argument("--no-header", action="store_true",
@@ -55,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from ..bench.config import FUSED
     from ..errors import AtlasgrnError
     from ..features import ALL_KINDS, default_cache_dir
     from ..models import load_model
@@ -62,11 +75,16 @@ def run(args: argparse.Namespace) -> int:
     from ..translator import TranslatorConfig, save_translator
 
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
-    bad = [k for k in kinds if k not in ALL_KINDS or k in ("pert", "attn")]
-    if bad or not kinds:
+    bad = [k for k in kinds if k not in ALL_KINDS]
+    if bad or not kinds or kinds == ("attn",):
         raise AtlasgrnError(f"unknown or untrainable kind {bad[0] if bad else ''!r}",
-                            key="--kinds", remedy="choose from vvp, gdt_uniform, gdt_source, "
-                                                  "emb_concat, emb_sum")
+                            key="--kinds", remedy="choose from " + ", ".join(ALL_KINDS)
+                            + " (attn only beside another kind)")
+    fused = ({name: inputs for name, (inputs, _) in FUSED.items()
+              if all(k in kinds for k in inputs)} if args.fused else None)
+    if args.fused and not fused:
+        raise AtlasgrnError("no fused model has all its kinds in --kinds", key="--fused",
+                            remedy="add " + ", ".join(FUSED["fused_probes"][0]) + " to --kinds")
     from ..outdir import claim_output_dir
     from ..translator.checkpoint import JSON_NAME, WEIGHTS_NAME, checkpoint_files_in
 
@@ -81,7 +99,10 @@ def run(args: argparse.Namespace) -> int:
         Path(args.cache) if args.cache else default_cache_dir())
     model = load_model(args.model)
     background = parse_background(args.background)
-    expression = (_expression(args.expression, args.expression_dataset)
+    from ..features.spec import STAT_KINDS
+
+    expression = (_expression(args.expression, args.expression_dataset,
+                              any(k in STAT_KINDS for k in kinds), args.stat_cells)
                   if args.expression else None)
     result = train_from_prior(
         model, args.prior, args.genes, kinds=kinds,
@@ -89,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
         spec_options={**spec_options(args), "background": background},
         expression=expression,
         cache_dir=cache, drop_unknown=args.drop_unknown, source_col=args.source_col,
-        target_col=args.target_col, header=not args.no_header, model_path=args.model)
+        target_col=args.target_col, header=not args.no_header, model_path=args.model,
+        fused=fused, select=args.select)
     out = save_translator(result.translator, args.out, overwrite=args.overwrite)
     out_dir.record(files)
     val = {k: m.metrics.get("val_auroc") for k, m in result.translator.kinds.items()}
@@ -100,9 +122,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _expression(atlas_uri: str, dataset: str | None):  # -> training.prior.Expression
-    """The dataset's per-gene means (streamed once; the atlas is opened read-only)."""
+def _expression(atlas_uri: str, dataset: str | None, matrix: bool = False,
+                max_cells: int | None = None):  # -> training.prior.Expression
+    """The dataset's per-gene means (streamed once; the atlas is opened read-only), and with
+    ``matrix`` its cells x genes values for the rank statistics."""
     from ..atlas import open_atlas
+    from ..atlas.expression import expression_matrix
+    from ..engine.config import RunConfig
     from ..errors import AtlasgrnError
     from ..training.prior import Expression
 
@@ -118,6 +144,9 @@ def _expression(atlas_uri: str, dataset: str | None):  # -> training.prior.Expre
                             key="--expression-dataset", remedy=f"one of: {', '.join(names)}")
     ds = atlas.dataset(name)
     stats = ds.gene_stats()
-    return Expression(genes=tuple(map(str, ds.genes)),
-                      means=tuple(float(m) for m in stats.mean),
-                      value_kind=ds.info.value_kind, label=f"{atlas_uri}:{name}")
+    genes = tuple(map(str, ds.genes))
+    values = (expression_matrix(ds, genes, max_cells=max_cells or field_default(RunConfig, "stat_cells"))
+              if matrix else None)
+    return Expression(genes=genes, means=tuple(float(m) for m in stats.mean),
+                      value_kind=ds.info.value_kind, label=f"{atlas_uri}:{name}",
+                      values=values)

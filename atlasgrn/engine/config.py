@@ -92,6 +92,10 @@ class RunConfig:
     #: per (dataset, value) with at least ``min_cells`` cells, each with its own profile
     context_key: str | None = None
     min_cells: int = 50
+    #: cells per dataset or context the rank-statistic features are computed from (evenly
+    #: spaced), when the translator reads them: enough for stable correlations, and at most
+    #: 5,000 x 18,000 float32 values (360 MB) on the driver
+    stat_cells: int = 5_000
     vvp_grid: tuple[float, ...] | None = None
     gdt_levels: tuple[float, ...] | None = None
     gdt_reading: str | None = None
@@ -131,6 +135,7 @@ class RunConfig:
             ("--progress-every", self.progress_every_s, self.progress_every_s >= 0,
              "0 (every block) or a positive number of seconds"),
             ("--min-cells", self.min_cells, self.min_cells >= 1, "at least 1 cell"),
+            ("--stat-cells", self.stat_cells, self.stat_cells >= 3, "at least 3 cells"),
             ("--consensus-top-k", self.consensus_top_k, self.consensus_top_k >= 0,
              "0 or more targets per regulator"),
             ("--consensus-rows-per-part", self.consensus_rows_per_part,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from ray.data import Datasource, ReadTask
 from ray.data.block import BlockMetadata
@@ -24,14 +25,28 @@ BLOCK_SCHEMA = pa.schema([
     ("targets", pa.list_(pa.string())), ("context", pa.string()),
     ("anchors", pa.list_(pa.string())),
     ("profile_genes", pa.list_(pa.string())), ("profile_values", pa.list_(pa.float64())),
+    ("stat_kinds", pa.list_(pa.string())), ("stat_values", pa.list_(pa.float32())),
 ])
 
 
+def block_statistics(stats: Mapping[str, np.ndarray], regulators: Sequence[str],
+                     genes: Sequence[str], spec: BlockSpec) -> tuple[list[str], np.ndarray]:
+    """The block's cells of a network's rank statistics: (kinds, ``[kinds, S, T]`` flattened)."""
+    row = {g: i for i, g in enumerate(regulators)}
+    col = {g: i for i, g in enumerate(genes)}
+    r = np.asarray([row[g] for g in spec.sources], dtype=np.int64)
+    c = np.asarray([col[g] for g in spec.targets], dtype=np.int64)
+    kinds = sorted(stats)
+    return kinds, np.stack([stats[k][np.ix_(r, c)] for k in kinds]).astype(np.float32).ravel()
+
+
 def _read_blocks(specs: Sequence[BlockSpec], anchors: Mapping[str, list[str]],
-                 profile_refs: Mapping[str, Any]) -> Iterator[pa.Table]:
+                 profile_refs: Mapping[str, Any], stat_refs: Mapping[str, Any],
+                 networks: Mapping[str, Any]) -> Iterator[pa.Table]:
     import ray
 
     profiles: dict[str, Mapping[str, float]] = {}
+    stats: dict[str, Mapping[str, np.ndarray]] = {}
     for spec in specs:
         anc = anchors[spec.network]
         genes: list[str] = []
@@ -43,9 +58,19 @@ def _read_blocks(specs: Sequence[BlockSpec], anchors: Mapping[str, list[str]],
             prof = profiles[spec.network]
             genes = sorted(set(spec.sources) | set(spec.targets) | set(anc))
             values = [prof[g] for g in genes]
+        stat_kinds: list[str] = []
+        stat_values = np.zeros(0, dtype=np.float32)
+        sref = stat_refs.get(spec.network)
+        if sref is not None:
+            if spec.network not in stats:
+                stats[spec.network] = ray.get(sref)
+            net = networks[spec.network]
+            stat_kinds, stat_values = block_statistics(stats[spec.network], net.regulators,
+                                                       net.genes, spec)
         row = {k: [v] for k, v in spec.to_row().items()}
         row.update({"anchors": [list(anc)], "profile_genes": [genes],
-                    "profile_values": [values]})
+                    "profile_values": [values], "stat_kinds": [stat_kinds],
+                    "stat_values": [stat_values]})
         yield pa.table(row, schema=BLOCK_SCHEMA)
 
 
@@ -54,14 +79,18 @@ class BlockDatasource(Datasource):
     so one task mostly covers one dataset and reads its profile once)."""
 
     def __init__(self, specs: Sequence[BlockSpec], anchors: Mapping[str, Sequence[str]],
-                 profile_refs: Mapping[str, Any]) -> None:
+                 profile_refs: Mapping[str, Any], stat_refs: Mapping[str, Any] | None = None,
+                 networks: Mapping[str, Any] | None = None) -> None:
         """``anchors``: per network (dataset, or dataset/context), the fill order already cut
-        to the context length; ``profile_refs``: per network, an object reference to its profile (none when the
-        features need no profile)."""
+        to the context length; ``profile_refs``: per network, an object reference to its
+        profile (none when the features need no profile); ``stat_refs``: the same for its rank
+        statistics over ``networks[name].regulators x .genes``."""
         super().__init__()
         self._specs = list(specs)
         self._anchors = {k: list(v) for k, v in anchors.items()}
         self._profile_refs = dict(profile_refs)
+        self._stat_refs = dict(stat_refs or {})
+        self._networks = dict(networks or {})
 
     def estimate_inmemory_data_size(self) -> int | None:
         return 64 * 1024 * max(1, len(self._specs))
@@ -81,9 +110,12 @@ class BlockDatasource(Datasource):
             used = {s.network for s in group}
             anchors = {d: self._anchors[d] for d in used}
             refs = {d: r for d, r in self._profile_refs.items() if d in used}
+            srefs = {d: r for d, r in self._stat_refs.items() if d in used}
+            nets = {d: n for d, n in self._networks.items() if d in srefs}
 
-            def read_fn(group=group, anchors=anchors, refs=refs) -> Iterator[pa.Table]:
-                return _read_blocks(group, anchors, refs)
+            def read_fn(group=group, anchors=anchors, refs=refs, srefs=srefs,
+                        nets=nets) -> Iterator[pa.Table]:
+                return _read_blocks(group, anchors, refs, srefs, nets)
 
             meta = BlockMetadata(num_rows=len(group), size_bytes=64 * 1024 * len(group),
                                  exec_stats=None, input_files=None)

@@ -12,12 +12,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..models import load_model
 from .job import Prepared
-from .plan import DatasetPlan, plan_dataset
+from .plan import BlockSpec, DatasetPlan, plan_dataset
 from .scoring import BlockWork, edge_table_of, probe_blocks
 
 AUTO_NOTE = " (auto: on a cluster with GPUs; CPU replicas otherwise)"
@@ -109,10 +110,10 @@ def estimate(prep: Prepared, device: str = "cpu") -> PlanEstimate:
     else:
         ds = next(d for d in prep.datasets if d.network == first.network)
         anchors, profile = list(ds.anchors), prep.profiles.get(ds.network)
-    work = [BlockWork(b, anchors, profile) for b in batch]
+    work = [BlockWork(b, anchors, profile, _statistics(prep, b)) for b in batch]
 
     def run_batch() -> list[pa.Table]:
-        feats = probe_blocks(model, prep.spec, prep.translator.ensemble_kinds, work,
+        feats = probe_blocks(model, prep.spec, prep.kinds, work,
                              prep.config.gdt_precision)
         for f in feats:
             if isinstance(f, Exception):
@@ -153,6 +154,19 @@ def estimate(prep: Prepared, device: str = "cpu") -> PlanEstimate:
                         edge_pairs=prep.n_pairs,
                         per_dataset_blocks=sum(len(p.blocks) for p in alone),
                         per_dataset_pairs=sum(p.n_pairs for p in alone))
+
+
+def _statistics(prep: Prepared, block: BlockSpec) -> dict[str, np.ndarray] | None:
+    """The block's cells of its network's rank statistics, as a read task attaches them."""
+    from .datasource import block_statistics
+
+    stats = prep.stats.get(block.network)
+    if not stats:
+        return None
+    net = next(d for d in prep.datasets if d.network == block.network)
+    kinds, flat = block_statistics(stats, net.regulators, net.genes, block)
+    cube = flat.reshape(len(kinds), len(block.sources), len(block.targets))
+    return dict(zip(kinds, cube))
 
 
 def _gpus_per_replica(requested: float | str, device: str) -> float:

@@ -21,21 +21,28 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..atlas import open_atlas
-from ..atlas.contexts import context_stats
+from ..atlas.contexts import context_stats, read_context_labels
 from ..atlas.dataset import AtlasDataset
+from ..atlas.expression import expression_matrix
+from ..cli_defaults import field_default
 from ..digest import json_sha256
 from ..errors import AtlasgrnError
-from ..features import FeatureSpec, GeneUniverse, build_universe
+from ..features import FeatureSpec, GeneUniverse, build_universe, rank_statistics
 from ..models.vocab import canonical_symbols
 from .plan import network_name
 
-BUNDLED_TF_FILES = {"human": "tfs_human.txt", "mouse": "tfs_mouse.txt"}
+#: The default candidate regulators: Lambert et al. 2018's census of human transcription factors,
+#: mouse by upper-case symbol (see ``atlasgrn/data/TF_LISTS.md``). Not BEELINE's lists, which
+#: count housekeeping genes (NPM1, EEF1A1, BTF3) as regulators.
+BUNDLED_TF_FILES = {"human": "regulators_human.txt", "mouse": "regulators_mouse.txt"}
 
 
 @lru_cache(maxsize=None)
 def bundled_regulators(species: str) -> tuple[str, ...]:
-    """The bundled TF list of a species (see ``atlasgrn/data/TF_LISTS.md``)."""
+    """The bundled regulator list of a species (see ``atlasgrn/data/TF_LISTS.md``)."""
     name = BUNDLED_TF_FILES.get(species)
     if name is None:
         raise AtlasgrnError(f"no bundled regulator list for species {species!r}",
@@ -87,6 +94,24 @@ class ResolvedDatasets:
     profiles: dict[str, dict[str, float]]   # per network
     #: per dataset with a context key: cells of every context value, kept or not
     context_cells: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: per network, where the spec has rank-statistic kinds: {kind: [regulators, genes]}
+    stats: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    #: per network: the cells the rank statistics were computed from
+    stat_cells: dict[str, int] = field(default_factory=dict)
+
+
+def network_statistics(ds: AtlasDataset, universe: GeneUniverse, item: DatasetInput,
+                       kinds: Sequence[str], max_cells: int,
+                       cells: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], int]:
+    """The rank-statistic features of one network over its regulators x genes (vocabulary
+    symbols), from at most ``max_cells`` evenly spaced cells of the dataset or of ``cells``
+    (a context), and how many cells that was."""
+    raw_of: dict[str, str] = {}
+    for raw, sym in universe.names.items():
+        raw_of.setdefault(sym, raw)
+    values = expression_matrix(ds, [raw_of[g] for g in item.genes], max_cells=max_cells,
+                               cells=cells)
+    return rank_statistics(values, item.genes, item.regulators, kinds), int(values.shape[0])
 
 
 def describe_dataset(ds: AtlasDataset, vocab: Mapping[str, int], spec: FeatureSpec
@@ -109,12 +134,19 @@ def resolve_datasets(atlas_uri: str, names: Sequence[str] | None, vocab: Mapping
                      max_regulators: int | None = None,
                      anchors: Sequence[str] | None = None,
                      context_key: str | None = None, min_cells: int = 50,
-                     scheduler: Any = None) -> ResolvedDatasets:
+                     scheduler: Any = None,
+                     stat_cells: int | None = None) -> ResolvedDatasets:
     """Open the atlas (read-only) and describe every selected dataset; bad input raises.
     ``anchors`` given (universal mode: the model's own list) replace each dataset's.
     ``context_key`` (context mode) names an obs column: each of its values with at least
     ``min_cells`` cells becomes a network with its own mean profile, computed with dask over
-    the lazy matrix (``scheduler``: dask's, e.g. Ray's; None: threads)."""
+    the lazy matrix (``scheduler``: dask's, e.g. Ray's; None: threads). When the spec has
+    rank-statistic kinds, each network's are computed here from at most ``stat_cells`` cells
+    (default: the run config's)."""
+    if stat_cells is None:
+        from .config import RunConfig
+
+        stat_cells = int(field_default(RunConfig, "stat_cells"))
     atlas = open_atlas(atlas_uri, writable=False)
     all_names = list(atlas.names)
     chosen = list(names) if names else all_names
@@ -129,6 +161,8 @@ def resolve_datasets(atlas_uri: str, names: Sequence[str] | None, vocab: Mapping
     out: list[DatasetInput] = []
     profiles: dict[str, dict[str, float]] = {}
     context_cells: dict[str, dict[str, int]] = {}
+    stats: dict[str, dict[str, np.ndarray]] = {}
+    used_cells: dict[str, int] = {}
     for name in chosen:
         ds = atlas.dataset(name)
         try:
@@ -167,7 +201,15 @@ def resolve_datasets(atlas_uri: str, names: Sequence[str] | None, vocab: Mapping
             out.append(item)
             if uni.profile is not None:
                 profiles[item.network] = dict(uni.profile)
-    return ResolvedDatasets(datasets=out, profiles=profiles, context_cells=context_cells)
+            if spec.stat_kinds:
+                cells = None
+                if context:
+                    labels = read_context_labels(ds, str(context_key))
+                    cells = np.flatnonzero(labels.codes == labels.names.index(context))
+                stats[item.network], used_cells[item.network] = network_statistics(
+                    ds, universe, item, spec.stat_kinds, stat_cells, cells)
+    return ResolvedDatasets(datasets=out, profiles=profiles, context_cells=context_cells,
+                            stats=stats, stat_cells=used_cells)
 
 
 def canonical_uri(uri: str) -> str:

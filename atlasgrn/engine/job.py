@@ -87,6 +87,10 @@ class Prepared:
     store: StoreRef | None = None
     #: with --context-key: per dataset, the cells of every context value (kept or not)
     context_cells: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: per network, when the spec has rank-statistic kinds: {kind: [regulators, genes]}
+    stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: per network: the cells the rank statistics were computed from
+    stat_cells: dict[str, int] = field(default_factory=dict)
 
     @property
     def mode(self) -> str:
@@ -98,8 +102,8 @@ class Prepared:
 
     @property
     def kinds(self) -> tuple[str, ...]:
-        """Feature kinds the job computes: those of the translator's ensemble."""
-        return tuple(self.translator.ensemble_kinds)
+        """Feature kinds the job computes: those the translator's ensemble reads."""
+        return self.translator.input_kinds()
 
     @property
     def specs(self) -> list[BlockSpec]:
@@ -165,7 +169,8 @@ def prepare(config: RunConfig, log: Callable[[str], None] = print) -> Prepared:
                                        max_regulators=config.max_regulators,
                                        anchors=fixed_anchors, context_key=config.context_key,
                                        min_cells=config.min_cells,
-                                       scheduler=_dask_scheduler(config, log))
+                                       scheduler=_dask_scheduler(config, log),
+                                       stat_cells=config.stat_cells)
     datasets = resolved_inputs.datasets
     union = None
     if universal:
@@ -205,7 +210,8 @@ def prepare(config: RunConfig, log: Callable[[str], None] = print) -> Prepared:
                     translator_dir=translator_dir, translator=translator, spec=spec,
                     datasets=datasets, profiles=resolved_inputs.profiles, plans=plans,
                     inputs=inputs, run_hash=config.result_hash(resolved), union=union,
-                    store=store, context_cells=resolved_inputs.context_cells)
+                    store=store, context_cells=resolved_inputs.context_cells,
+                    stats=resolved_inputs.stats, stat_cells=resolved_inputs.stat_cells)
 
 
 def check_mode(requested: str | None, spec: FeatureSpec, translator_dir: str) -> None:
@@ -301,13 +307,17 @@ def _manifest(prep: Prepared, status: str, attempts: list[dict[str, Any]],
         "anchors": {d.network: list(d.anchors) for d in prep.datasets},
         "contexts": ({"key": prep.config.context_key, "min_cells": prep.config.min_cells,
                       "cells": prep.context_cells} if prep.config.context_key else None),
+        "rank_statistics": ({"kinds": list(prep.spec.stat_kinds), "cells": prep.stat_cells,
+                             "max_cells": prep.config.stat_cells}
+                            if prep.spec.stat_kinds else None),
         "threshold_guidance": threshold_guidance_of(prep.translator),
         "attempts": attempts, **extra,
     }
 
 
 def _run_round(prep: Prepared, specs: list[BlockSpec], placement: Placement, progress: Progress,
-               fault_marker: str | None, profile_refs: dict[str, Any]) -> list[dict[str, Any]]:
+               fault_marker: str | None, profile_refs: dict[str, Any],
+               stat_refs: dict[str, Any]) -> list[dict[str, Any]]:
     import ray
     from ray.data import ActorPoolStrategy, DataContext
 
@@ -321,7 +331,8 @@ def _run_round(prep: Prepared, specs: list[BlockSpec], placement: Placement, pro
     anchors = {d.network: d.anchors for d in prep.datasets}
     if prep.store is not None:
         anchors[UNION] = prep.store.anchors
-    source = BlockDatasource(specs, anchors, profile_refs)
+    source = BlockDatasource(specs, anchors, profile_refs, stat_refs,
+                             {d.network: d for d in prep.datasets})
     n_read = cfg.read_tasks or min(len(specs), max(4, 4 * cfg.replicas), 256)
     # Read tasks reserve no CPU: they only fetch block descriptors and a background profile.
     # With any CPU reservation, replicas that claim every CPU (2 x 1 CPU on a 2-core machine)
@@ -438,12 +449,14 @@ def run_job(config: RunConfig, *, prepared: Prepared | None = None,
         # computed once on the driver; read tasks fetch them by reference
         profile_refs = {name: ray.put(p) for name, p in prep.profiles.items()
                         if prep.spec.needs_profile(prep.kinds)}
+        stat_refs = {name: ray.put(st) for name, st in prep.stats.items()}
         todo = to_probe
         for round_no in range(config.retries + 1 if todo else 0):
             progress = Progress(len(todo), sum(s.n_pairs for s in todo),
                                 every_s=config.progress_every_s, log=log)
             try:
-                rows = _run_round(prep, todo, placement, progress, fault_marker, profile_refs)
+                rows = _run_round(prep, todo, placement, progress, fault_marker, profile_refs,
+                                  stat_refs)
             except JobStalled as exc:
                 return _stalled(prep, out, attempts, attempt, str(exc), specs, done_before,
                                 t_start, started_here, log)

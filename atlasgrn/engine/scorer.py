@@ -134,7 +134,7 @@ class BlockScorer:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         self._maybe_die()
         work = [_block_work(batch, i) for i in range(len(batch["block_id"]))]
-        kinds = self.translator.ensemble_kinds
+        kinds = self.translator.input_kinds()
         stored: dict[int, Any] = {}
         if self.store is not None:
             for i, w in enumerate(work):
@@ -214,4 +214,10 @@ def _block_work(batch: dict[str, np.ndarray], i: int) -> BlockWork:
     genes = [str(x) for x in batch["profile_genes"][i]]
     profile = (dict(zip(genes, (float(v) for v in batch["profile_values"][i])))
                if genes else None)
-    return BlockWork(spec, [str(x) for x in batch["anchors"][i]], profile)
+    stats = None
+    if "stat_kinds" in batch and len(batch["stat_kinds"][i]):
+        kinds = [str(k) for k in batch["stat_kinds"][i]]
+        values = np.asarray(batch["stat_values"][i], dtype=np.float32).reshape(
+            len(kinds), len(spec.sources), len(spec.targets))
+        stats = dict(zip(kinds, values))
+    return BlockWork(spec, [str(x) for x in batch["anchors"][i]], profile, stats)

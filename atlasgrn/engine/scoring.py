@@ -4,14 +4,14 @@ The features come from the translator's :class:`~atlasgrn.features.FeatureSpec` 
 :func:`atlasgrn.features.compute.blocks_features`, the function translator training and the
 benchmark use (one block at a time there, a batch of blocks here: the same bits), so the job
 serves exactly the features its translator was trained on. The model-replica actor probes a batch
-with :func:`probe_blocks` and scores each block with :func:`edge_table_of`; the ``--plan``
-calibration calls :func:`score_block`.
+with :func:`probe_blocks` and scores each block with :func:`edge_table_of`, as the ``--plan``
+calibration does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +19,7 @@ import pyarrow as pa
 from ..errors import AtlasgrnError
 from ..features import BlockFeatures, FeatureSpec
 from ..features.compute import BlockRequest, blocks_features
+from ..features.spec import MODEL_KINDS, STAT_KINDS
 from ..models.interface import GeneModel
 from ..probes.execution import Precision
 from ..translator import Translator
@@ -57,21 +58,43 @@ def serving_spec(config: RunConfig, translator: Translator, model_sha256: str,
 
 @dataclass(frozen=True)
 class BlockWork:
-    """One planned block with what its features need: the dataset's anchors and profile."""
+    """One planned block with what its features need: the dataset's anchors and profile, and
+    its cells of the network's rank statistics (``{kind: [S, T]}``) when the spec reads them."""
 
     block: BlockSpec
     anchors: Sequence[str]
     profile: Mapping[str, float] | None
+    stats: Mapping[str, np.ndarray] | None = None
 
 
 def probe_blocks(model: GeneModel, spec: FeatureSpec, kinds: Sequence[str],
                  work: Sequence[BlockWork],
                  gdt_precision: Precision = "fp32") -> list[BlockFeatures | Exception]:
     """Features of a batch of planned blocks, probed together (the job's entry to the one
-    feature function); a block that fails gets its exception, the others their features."""
+    feature function); a block that fails gets its exception, the others their features.
+    Rank-statistic kinds are not probed: each block's come with its work."""
     requests = [BlockRequest(tuple(w.block.sources), tuple(w.block.targets), tuple(w.anchors),
                              w.profile) for w in work]
-    return blocks_features(model, spec, requests, kinds, gdt_precision=gdt_precision)
+    probed = [k for k in kinds if k in MODEL_KINDS]
+    stat_kinds = [k for k in kinds if k in STAT_KINDS]
+    results = blocks_features(model, spec, requests, probed, gdt_precision=gdt_precision)
+    if not stat_kinds:
+        return results
+    return [r if isinstance(r, Exception) else _with_stats(r, w, stat_kinds)
+            for r, w in zip(results, work)]
+
+
+def _with_stats(features: BlockFeatures, work: BlockWork,
+                kinds: Sequence[str]) -> BlockFeatures | Exception:
+    """The block's features with its rank statistics added (``[S, T, 1]`` each)."""
+    missing = [k for k in kinds if not work.stats or k not in work.stats]
+    if missing:
+        return ValueError(f"the block has no {missing[0]} statistics (the network's rank "
+                          "statistics were not computed)")
+    assert work.stats is not None
+    merged = dict(features.features)
+    merged.update({k: np.asarray(work.stats[k], dtype=np.float32)[..., None] for k in kinds})
+    return replace(features, features=merged)
 
 
 def edge_table_of(translator: Translator, features: BlockFeatures) -> pa.Table:
@@ -84,19 +107,7 @@ def edge_table_from_rows(translator: Translator, sources: np.ndarray, targets: n
                          flat: Mapping[str, np.ndarray]) -> pa.Table:
     """The edge table of pair rows and their features (a probed block's, or a stored one's:
     the same rows give the same bytes)."""
-    logits = translator.logits(flat)
+    logits = translator.logits(flat, translator.ensemble_kinds)
     score = translator.score_from_logits(logits).astype(np.float32)
     return edges_table(sources, targets, score,
                        {k: logits[k] for k in translator.ensemble_kinds})
-
-
-def score_block(model: GeneModel, translator: Translator, spec: FeatureSpec,
-                block: BlockSpec, anchors: Sequence[str],
-                profile: Mapping[str, float] | None,
-                gdt_precision: Precision = "fp32") -> tuple[pa.Table, float]:
-    """One block's edge table and the seconds spent in probes (``--plan``'s calibration)."""
-    (features,) = probe_blocks(model, spec, translator.ensemble_kinds,
-                               [BlockWork(block, anchors, profile)], gdt_precision)
-    if isinstance(features, Exception):
-        raise features
-    return edge_table_of(translator, features), features.probe_seconds

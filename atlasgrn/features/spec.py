@@ -26,7 +26,13 @@ from ..errors import AtlasgrnError
 CONTEXT_KINDS = ("vvp", "gdt_uniform", "gdt_source", "attn", "pert")
 #: Kinds read from the token embeddings alone (no context, no background).
 EMBEDDING_KINDS = ("emb_concat", "emb_sum")
-ALL_KINDS = CONTEXT_KINDS + EMBEDDING_KINDS
+#: Kinds read from the dataset's expression, not the model: the rank of the pair's |Pearson|,
+#: |Spearman| and mutual information among its source's candidate targets in the dataset or
+#: context (:mod:`atlasgrn.features.stats`). Ranks have no scale, so they transfer.
+STAT_KINDS = ("rank_pearson", "rank_spearman", "rank_mi")
+#: Kinds a model computes (probes and embeddings); the rest come from expression statistics.
+MODEL_KINDS = CONTEXT_KINDS + EMBEDDING_KINDS
+ALL_KINDS = MODEL_KINDS + STAT_KINDS
 #: What a translator trains on unless told otherwise: every kind that needs no expression.
 DEFAULT_KINDS = ("vvp", "gdt_uniform", "gdt_source", "emb_concat", "emb_sum")
 #: Kinds that need the expression profile of the dataset or context.
@@ -51,8 +57,8 @@ SPEC_FORMAT = 1
 #: ``universal``: a scalar background and token-id anchors, so a pair's features depend on the
 #: model, the spec and the genes of its block only; the engine lays blocks over the union of an
 #: atlas's genes, probes each once and serves every dataset from the stored scores.
-#: ``context``: a profile background (or expression anchors, or ``pert``): features depend on the
-#: dataset or cell-type context they were probed in, so each context is probed on its own.
+#: ``context``: a profile background (or expression anchors, ``pert`` or a rank statistic):
+#: features depend on the dataset or cell-type context, so each context is probed on its own.
 MODES = ("universal", "context")
 
 
@@ -152,9 +158,14 @@ class FeatureSpec:
                                   or any(k in PROFILE_KINDS for k in context))
 
     @property
+    def stat_kinds(self) -> tuple[str, ...]:
+        """The spec's rank-statistic kinds (computed from the dataset's expression)."""
+        return tuple(k for k in self.kinds if k in STAT_KINDS)
+
+    @property
     def needs_expression(self) -> bool:
         """Whether features need the dataset's expression statistics at all."""
-        return self.needs_profile() or self.anchors == "expression"
+        return self.needs_profile() or self.anchors == "expression" or bool(self.stat_kinds)
 
     @property
     def mode(self) -> str:

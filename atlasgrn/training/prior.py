@@ -17,8 +17,9 @@ edge, same regulator): training and the benchmark then draw negatives the same w
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,14 @@ from ..bench.splits import training_pairs
 from ..digest import file_sha256
 from ..edgelist import read_edge_list
 from ..errors import AtlasgrnError
-from ..features import CacheStats, FeatureSpec, build_universe, compute_table
-from ..features.spec import DEFAULT_KINDS
+from ..features import (
+    CacheStats,
+    FeatureSpec,
+    build_universe,
+    compute_table,
+    rank_statistics,
+)
+from ..features.spec import DEFAULT_KINDS, MODEL_KINDS
 from ..models.interface import GeneModel
 from ..models.vocab import map_genes
 from ..translator.guidance import threshold_guidance
@@ -41,14 +48,16 @@ from ..translator.threads import torch_threads
 from ..translator.train import TranslatorConfig, split_by_group, train_translator
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Expression:
-    """Per-gene mean expression of the dataset a context-mode translator is trained on."""
+    """Per-gene mean expression of the dataset a context-mode translator is trained on, and its
+    cells x genes matrix where rank-statistic features need one (``values``, ``genes`` order)."""
 
     genes: tuple[str, ...]
     means: tuple[float, ...]
     value_kind: str
     label: str
+    values: np.ndarray | None = None
 
 
 def read_prior(path: str | os.PathLike[str], source_col: str | None = None,
@@ -93,16 +102,27 @@ def train_from_prior(model: GeneModel, prior: str | os.PathLike[str],
                      drop_unknown: bool = False, source_col: str | None = None,
                      target_col: str | None = None, header: bool = True,
                      model_path: str | None = None,
-                     expression: Expression | None = None) -> PriorTraining:
+                     expression: Expression | None = None,
+                     fused: Mapping[str, Sequence[str]] | None = None,
+                     select: str = "ens") -> PriorTraining:
     """Train a translator on a prior's edges over a gene universe; provenance filled in.
 
     ``spec_options`` are :class:`FeatureSpec` fields (``context_len``, ``source_block``,
     ``background`` ...; None values take the defaults); the resulting spec is the translator's
     ``feature_spec``. A spec that needs expression (context mode: a profile background) needs
     ``expression``, the mean of each gene in a dataset; genes it does not measure are dropped.
+    Rank-statistic kinds need its matrix too. ``fused``: extra models over concatenated kinds
+    (name -> kinds). ``select``: the ensemble, ``ens`` (VVP + the better GDT reading, the
+    paper's), ``best`` (the one model with the best held-out-source validation AUROC), or the
+    name of one trained model.
     """
     config = config or TranslatorConfig()
     spec = FeatureSpec.for_model(model, kinds=tuple(kinds), **(spec_options or {}))
+    if spec.stat_kinds and (expression is None or expression.values is None):
+        raise AtlasgrnError(f"the rank statistics {list(spec.stat_kinds)} need the expression "
+                            "matrix of the training dataset", key="--kinds",
+                            remedy="give --expression ATLAS (and --expression-dataset), or "
+                                   "drop the rank_* kinds")
     if spec.needs_expression and expression is None:
         raise AtlasgrnError("a gene list has no expression, so the features cannot use a "
                             f"profile background, pert or expression anchors (spec: background="
@@ -160,10 +180,14 @@ def train_from_prior(model: GeneModel, prior: str | os.PathLike[str],
                                        value_kind=expression.value_kind)
     else:
         gene_universe = build_universe(model.vocab, uni, spec, label="--genes")
-    table = compute_table(model, spec, gene_universe, sources, list(kinds),
+    model_kinds = [k for k in kinds if k in MODEL_KINDS]
+    table = compute_table(model, spec, gene_universe, sources, model_kinds,
                           pairs=(tp.sources.tolist(), tp.targets.tolist()),
                           cache_dir=cache_dir, stats=stats)
-    feats, ok = table.gather(tp.sources.tolist(), tp.targets.tolist(), list(kinds))
+    feats, ok = table.gather(tp.sources.tolist(), tp.targets.tolist(), model_kinds)
+    if spec.stat_kinds:
+        assert expression is not None and expression.values is not None
+        feats.update(_stat_rows(expression, uni, sources, spec.stat_kinds, tp))
     labels = tp.labels[ok]
     if len(np.unique(labels)) < 2:
         raise AtlasgrnError("the training pairs hold only one class", path=str(prior),
@@ -171,15 +195,31 @@ def train_from_prior(model: GeneModel, prior: str | os.PathLike[str],
                                                  "in the gene universe")
     with torch_threads(1):
         tr = train_translator({k: v[ok] for k, v in feats.items()}, labels, tp.sources[ok],
-                              config)
+                              config, fused=fused,
+                              per_kind=[k for k in kinds if k != "attn"] or None)
     gdts = [k for k in ("gdt_uniform", "gdt_source") if k in tr.kinds]
     best = max(gdts, key=lambda k: tr.kinds[k].metrics.get("val_auroc") or 0.0) if gdts else None
-    ens = tuple(k for k in ("vvp", best) if k and k in tr.kinds) or tuple(tr.kinds)
+    candidates = {k: m.metrics.get("val_auroc") for k, m in tr.kinds.items()}
+    if select != "ens":
+        # keep only the chosen model, and a spec of the kinds it reads: the job then computes
+        # exactly those (and serves universal mode when it needs no expression)
+        chosen = tr.best_validated() if select == "best" else select
+        if chosen not in tr.kinds:
+            raise AtlasgrnError(f"--select {select}: no model of that name was trained",
+                                key="--select", remedy="use ens, best or one of "
+                                + ", ".join(tr.kinds))
+        tr.kinds = {chosen: tr.kinds[chosen]}
+        ens: tuple[str, ...] = (chosen,)
+        reads = tr.input_kinds(ens)
+        spec = dataclasses.replace(spec, kinds=tuple(k for k in spec.kinds if k in reads))
+    else:
+        ens = tuple(k for k in ("vvp", best) if k and k in tr.kinds) or tuple(tr.kinds)
     tr.ensemble_kinds = ens
     tr.feature_spec = spec
     # the ensemble's precision/recall on the held-out sources, for choosing a threshold
     _, val = split_by_group(tp.sources[ok], config.val_fraction, config.seed)
-    guidance = threshold_guidance(labels[val], tr.score({k: feats[k][ok][val] for k in ens}))
+    guidance = threshold_guidance(labels[val], tr.score(
+        {k: feats[k][ok][val] for k in tr.input_kinds(ens)}))
     import atlasgrn
 
     info = {
@@ -200,11 +240,32 @@ def train_from_prior(model: GeneModel, prior: str | os.PathLike[str],
                    "negatives": "one per edge, same regulator, non-target, g != t "
                                 "(bench.splits.training_pairs)",
                    "validation": "held-out source genes"},
-        "ensemble": {"kinds": list(ens), "rule": "VVP + the GDT reading with the better "
-                                                 "held-out-source validation AUROC",
+        "ensemble": {"kinds": list(ens),
+                     "rule": ("the model with the best held-out-source validation AUROC"
+                              if select == "best" else
+                              f"the model {select!r}, chosen by name" if select != "ens" else
+                              "VVP + the GDT reading with the better held-out-source "
+                              "validation AUROC"),
+                     "fused": {k: list(v) for k, v in (fused or {}).items()},
+                     "candidates_val_auroc": candidates,
                      "validation": guidance},
         "atlasgrn": getattr(atlasgrn, "__version__", "?"),
         "feature_cache": {"hits": len(stats.hits), "computed": len(stats.misses)},
     }
     tr.provenance = {**dict(tr.provenance), **info}
     return PriorTraining(translator=tr, n_pairs=int(ok.sum()), info=info)
+
+
+def _stat_rows(expression: Expression, universe: Sequence[str], sources: Sequence[str],
+               kinds: Sequence[str], tp: Any) -> dict[str, np.ndarray]:
+    """Rank-statistic features ``{kind: [N, 1]}`` of the training pairs, ranked among each
+    source's candidate targets in the universe (the job's rule: the dataset's genes)."""
+    assert expression.values is not None
+    cols = {g: i for i, g in enumerate(expression.genes)}
+    values = expression.values[:, [cols[g] for g in universe]]
+    ranks = rank_statistics(values, list(universe), list(sources), kinds)
+    row = {g: i for i, g in enumerate(sources)}
+    col = {g: i for i, g in enumerate(universe)}
+    r = np.asarray([row[s] for s in tp.sources.tolist()], dtype=np.int64)
+    c = np.asarray([col[t] for t in tp.targets.tolist()], dtype=np.int64)
+    return {k: v[r, c][:, None] for k, v in ranks.items()}

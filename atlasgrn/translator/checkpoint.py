@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from ..atomic import write_path_atomic, write_text_atomic
 from ..digest import file_sha256
 from ..errors import AtlasgrnError, CheckpointError
-from ..features.spec import FeatureSpec
+from ..features.spec import STAT_KINDS, FeatureSpec
 from ..jsonable import to_jsonable
 from .mlp import EdgeMLP
 from .model import KindModel, Translator
@@ -58,6 +58,8 @@ def save_translator(translator: Translator, out_dir: str | os.PathLike[str],
         kinds[name] = {"in_dim": km.mlp.in_dim, "hidden": list(km.mlp.hidden),
                        "dropout": km.mlp.dropout, "normalizer": km.normalizer.to_json(),
                        "metrics": dict(km.metrics)}
+        if km.inputs:
+            kinds[name]["inputs"] = list(km.inputs)
     write_path_atomic(out / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp))
     # the JSON names its weights: a crash between the two replacements cannot leave a new
     # weights file under an old JSON that loads cleanly and scores wrongly
@@ -76,7 +78,7 @@ def feature_dim(spec: FeatureSpec, kind: str) -> int | None:
         return len(spec.vvp_grid)
     if kind in ("gdt_uniform", "gdt_source"):
         return len(spec.gdt_levels)
-    if kind in ("attn", "pert"):
+    if kind in ("attn", "pert") or kind in STAT_KINDS:
         return 1
     return None
 
@@ -142,17 +144,20 @@ def load_translator_dir(path: str | os.PathLike[str]) -> Translator:
                                   key=f"kinds.{name}.normalizer", remedy="re-train the translator")
         mlp.load_state_dict(state)
         kinds[name] = KindModel(kind=name, normalizer=normalizer, mlp=mlp,
-                                metrics=spec.get("metrics", {}))
+                                metrics=spec.get("metrics", {}),
+                                inputs=tuple(str(k) for k in spec.get("inputs", ())))
     ens = tuple(meta.get("ensemble_kinds", []))
     if not kinds or any(k not in kinds for k in ens):
         raise CheckpointError("ensemble names a kind with no weights", path=str(jpath),
                               key="ensemble_kinds", remedy="re-train the translator")
-    outside = [k for k in kinds if k not in feature_spec.kinds]
+    outside = [k for km in kinds.values() for k in km.input_kinds
+               if k not in feature_spec.kinds]
     if outside:
         raise CheckpointError(f"kind '{outside[0]}' has weights but is not in the feature_spec",
                               path=str(jpath), key="feature_spec.kinds", remedy=RETRAIN)
     for name, km in kinds.items():
-        dim = feature_dim(feature_spec, name)
+        dims = [feature_dim(feature_spec, k) for k in km.input_kinds]
+        dim = None if None in dims else sum(d for d in dims if d is not None)
         if dim is not None and km.mlp.in_dim != dim:
             raise CheckpointError(f"kind '{name}' takes {km.mlp.in_dim} features but its "
                                   f"feature_spec gives {dim}", path=str(jpath),

@@ -16,12 +16,26 @@ from .normalize import FeatureNormalizer
 
 @dataclass
 class KindModel:
-    """The translator for one feature kind (e.g. "vvp", "gdt_uniform", "emb")."""
+    """The translator for one feature kind (e.g. "vvp", "gdt_uniform", "emb"), or a fused model
+    over several (``inputs``: the kinds whose features it reads, concatenated in that order)."""
 
     kind: str
     normalizer: FeatureNormalizer
     mlp: EdgeMLP
     metrics: Mapping[str, Any] = field(default_factory=dict)
+    inputs: tuple[str, ...] = ()
+
+    @property
+    def input_kinds(self) -> tuple[str, ...]:
+        """The feature kinds this model reads: its ``inputs``, or its own kind."""
+        return tuple(self.inputs) or (self.kind,)
+
+    def features_of(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
+        """This model's input rows from per-kind feature rows (concatenated for a fused one)."""
+        parts = [np.asarray(features[k]).reshape(len(features[k]), -1)
+                 for k in self.input_kinds]
+        return parts[0] if len(parts) == 1 else np.concatenate(
+            [p.astype(np.float64) for p in parts], axis=1)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x).reshape(len(x), -1)
@@ -46,18 +60,38 @@ class Translator:
         for m in self.kinds.values():
             m.mlp.eval()
 
-    def logits(self, features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Logit of every kind present in both ``features`` and the translator."""
-        return {k: self.kinds[k].logits(v) for k, v in features.items() if k in self.kinds}
+    def input_kinds(self, kinds: Sequence[str] | None = None) -> tuple[str, ...]:
+        """The feature kinds scoring with ``kinds`` (default: the ensemble) reads, in order."""
+        use = tuple(kinds) if kinds else self.ensemble_kinds
+        return tuple(dict.fromkeys(i for k in use for i in self.kinds[k].input_kinds))
+
+    def logits(self, features: Mapping[str, np.ndarray],
+               kinds: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Logit of each model of ``kinds`` (default: every model of the translator) whose
+        input kinds ``features`` all hold."""
+        names = self.kinds if kinds is None else kinds
+        return {name: self.kinds[name].logits(self.kinds[name].features_of(features))
+                for name in names
+                if all(k in features for k in self.kinds[name].input_kinds)}
 
     def score(self, features: Mapping[str, np.ndarray],
               kinds: Sequence[str] | None = None) -> np.ndarray:
         """Edge probability from the average logit of ``kinds`` (default: the ensemble)."""
         use = tuple(kinds) if kinds else self.ensemble_kinds
-        missing = [k for k in use if k not in features]
+        missing = [k for k in self.input_kinds(use) if k not in features]
         if missing:
             raise KeyError(f"features for {missing} are needed to score with {list(use)}")
-        return self.score_from_logits({k: self.kinds[k].logits(features[k]) for k in use}, use)
+        return self.score_from_logits(
+            {k: self.kinds[k].logits(self.kinds[k].features_of(features)) for k in use}, use)
+
+    def best_validated(self, exclude_inputs: Sequence[str] = ()) -> str:
+        """The model with the best validation AUROC on held-out training sources, among those
+        that read none of ``exclude_inputs`` (e.g. the kinds a dataset without expression cannot
+        serve). Ties go to the earlier model; "" when none qualifies."""
+        banned = set(exclude_inputs)
+        candidates = [k for k, m in self.kinds.items() if not banned & set(m.input_kinds)]
+        return max(candidates, key=lambda k: self.kinds[k].metrics.get("val_auroc") or 0.0,
+                   default="")
 
     def score_from_logits(self, logits: Mapping[str, np.ndarray],
                           kinds: Sequence[str] | None = None) -> np.ndarray:

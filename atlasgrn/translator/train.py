@@ -51,8 +51,9 @@ def _bce(logits: torch.Tensor, y: torch.Tensor, pos_weight: torch.Tensor) -> tor
 
 
 def train_kind(kind: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None,
-               config: TranslatorConfig) -> KindModel:
-    """Fit the normaliser and the MLP of one feature kind."""
+               config: TranslatorConfig, inputs: Sequence[str] = ()) -> KindModel:
+    """Fit the normaliser and the MLP of one feature kind (or of a fused model reading the
+    concatenated features of ``inputs``)."""
     x = np.asarray(x).reshape(len(x), -1)
     y = np.asarray(y, dtype=np.float32)
     if len(np.unique(y)) < 2:
@@ -102,20 +103,35 @@ def train_kind(kind: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray | Non
     metrics = {"val_loss": best[0], "best_epoch": best[1], "epochs_run": len(history),
                "n_train": int(len(tr)), "n_val": int(len(va)),
                "val_auroc": _auroc(y[va], val_scores) if len(va) else None}
-    return KindModel(kind=kind, normalizer=normalizer, mlp=mlp, metrics=metrics)
+    return KindModel(kind=kind, normalizer=normalizer, mlp=mlp, metrics=metrics,
+                     inputs=tuple(inputs))
 
 
 def train_translator(features: Mapping[str, np.ndarray], labels: np.ndarray,
                      groups: np.ndarray | None = None, config: TranslatorConfig | None = None,
                      ensemble_kinds: Sequence[str] | None = None,
-                     provenance: Mapping[str, Any] | None = None) -> Translator:
-    """Train one MLP per feature kind on the same labelled pairs.
+                     provenance: Mapping[str, Any] | None = None,
+                     fused: Mapping[str, Sequence[str]] | None = None,
+                     per_kind: Sequence[str] | None = None) -> Translator:
+    """Train one MLP per feature kind on the same labelled pairs, and one per ``fused`` entry
+    (name -> the kinds whose features it reads, concatenated).
 
     ``features[kind]`` is ``[N, ...]`` (flattened per pair), ``labels`` 0/1, ``groups`` the
-    source gene of each pair (for the held-out-source validation split).
+    source gene of each pair (for the held-out-source validation split). ``per_kind`` limits
+    the single-kind models (default: one for every kind of ``features``).
     """
     config = config or TranslatorConfig()
-    kinds = {k: train_kind(k, v, labels, groups, config) for k, v in features.items()}
+    singles = tuple(features) if per_kind is None else tuple(per_kind)
+    kinds = {k: train_kind(k, features[k], labels, groups, config) for k in singles}
+    for name, inputs in (fused or {}).items():
+        if name in kinds or name in features:
+            raise ValueError(f"fused model name {name!r} is already a feature kind")
+        missing = [k for k in inputs if k not in features]
+        if missing:
+            raise ValueError(f"fused model {name!r} reads kinds {missing} with no features")
+        x = np.concatenate([np.asarray(features[k], dtype=np.float64).reshape(len(labels), -1)
+                            for k in inputs], axis=1)
+        kinds[name] = train_kind(name, x, labels, groups, config, inputs=inputs)
     ens = tuple(ensemble_kinds) if ensemble_kinds else tuple(kinds)
     missing = [k for k in ens if k not in kinds]
     if missing:
