@@ -133,3 +133,37 @@ def test_a_gzipped_comma_prior_is_read_as_commas(tmp_path):
     path.write_bytes(packed)
     edges = read_edge_list(path, option="--prior", what="prior", remedy="x")
     assert list(edges.columns[:2]) == ["source", "target"] and len(edges) == 2
+
+
+def test_selection_on_held_out_genes_refuses_the_target_memorising_model():
+    """A model that memorises targets validates well on held-out sources (their targets are
+    seen) and falls to chance on unseen genes; selection by unseen-gene AUROC picks the model
+    whose signal is in the pair."""
+    from atlasgrn.translator.train import (
+        SELECTION_METRIC,
+        record_selection,
+        split_by_genes,
+        unseen_gene_auroc,
+    )
+
+    rng = np.random.default_rng(0)
+    n_src, n_tgt = 60, 150
+    hub = rng.random(n_tgt) < 0.5                      # half the targets are mostly regulated
+    src = np.repeat(np.arange(n_src), n_tgt)
+    tgt = np.tile(np.arange(n_tgt), n_src)
+    y = (rng.random(len(src)) < np.where(hub[tgt], 0.85, 0.15)).astype(np.float32)
+    feats = {"identity": np.eye(n_tgt, dtype=np.float32)[tgt],         # who the target is
+             "pair": (y + rng.normal(scale=1.2, size=len(y)))[:, None]}  # the pair's own signal
+    sources = np.array([f"s{i}" for i in src])
+    targets = np.array([f"t{i}" for i in tgt])
+    tr_idx, va_idx = split_by_genes(sources, targets, 0.3, 0)
+    held = set(sources[va_idx]) | set(targets[va_idx])
+    assert not held & (set(sources[tr_idx]) | set(targets[tr_idx]))
+    cfg = TranslatorConfig(max_epochs=15, seed=0)
+    tr = train_translator(feats, y, sources, cfg)
+    assert tr.best_validated() == "identity"           # held-out sources: the shortcut wins
+    scores = unseen_gene_auroc(feats, y, sources, targets, cfg)
+    assert scores["identity"] < 0.6 < scores["pair"]
+    record_selection(tr, scores)
+    assert tr.kinds["pair"].metrics[SELECTION_METRIC] == scores["pair"]
+    assert tr.best_validated(metric=SELECTION_METRIC) == "pair"

@@ -26,8 +26,8 @@ STAT_FUSION = ("pert", "rank_pearson", "rank_spearman", "rank_mi")
 FUSED = {"fused_probes": (PROBE_FUSION, False),
          "fused": (PROBE_FUSION + STAT_FUSION, True),
          "fused_emb": (PROBE_FUSION + STAT_FUSION + ("emb_concat", "emb_sum"), True)}
-#: ``default``: per seed, the translated or fused variant with the best validation AUROC on
-#: held-out source genes of the training dataset (among those the test dataset can serve).
+#: ``default``: per seed, the translated or fused variant with the best AUROC on pairs of
+#: held-out genes of the training dataset (among those the test dataset can serve).
 SELECTED = ("default",)
 EXPRESSION_METHODS = ("pearson", "spearman", "trees", "mi")
 LABEL_METHODS = ("degree", "target_is_tf", "random")

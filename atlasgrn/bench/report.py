@@ -259,11 +259,14 @@ def render_report(results: pd.DataFrame, manifest: Mapping[str, Any],
         lines.append(f"- ens on {c['train']} seed {c['seed']} ({c['model']}): GDT reading "
                      f"`{c['ens_gdt']}`")
         if c.get("default"):
-            aucs = ", ".join(f"{k.split('/', 1)[1]} {v:.3f}" for k, v in c.items()
-                             if k.startswith("val_auroc/") and v is not None)
+            def aucs(prefix: str, c: Mapping[str, Any] = c) -> str:
+                return ", ".join(f"{k.split('/', 1)[1]} {v:.3f}" for k, v in c.items()
+                                 if k.startswith(prefix) and v is not None)
             lines.append(f"- default on {c['train']} seed {c['seed']}: `{c['default']}` "
                          f"(`{c.get('default_without_expression')}` on a dataset without "
-                         f"expression); held-out-source validation AUROC: {aucs}")
+                         f"expression); AUROC on pairs of held-out training genes (selects): "
+                         f"{aucs('unseen_gene_auroc/')}; held-out-source validation AUROC "
+                         f"(early stopping): {aucs('val_auroc/')}")
     for note in manifest.get("notes", []):
         lines.append(f"- {note}")
     lines += ["", "Pairs with a gene outside the model's vocabulary get the method's lowest "

@@ -53,6 +53,7 @@ from ..models.interface import GeneModel
 from ..progress import Progress
 from ..translator import Translator, train_translator
 from ..translator.threads import torch_threads
+from ..translator.train import SELECTION_METRIC, record_selection, unseen_gene_auroc
 from .baselines import (
     degree_prior,
     mutual_information_matrix,
@@ -439,9 +440,13 @@ class _Run:
             t0 = time.perf_counter()
             cfg = replace(self.cfg.translator, seed=seed)
             with torch_threads(1):
-                tr = train_translator({k: v[ok] for k, v in feats.items()}, labels, groups, cfg,
+                used = {k: v[ok] for k, v in feats.items()}
+                tr = train_translator(used, labels, groups, cfg,
                                       provenance={"train": train.key, "seed": seed},
                                       fused=fused, per_kind=singles)
+                if self.wants_fusion():
+                    record_selection(tr, unseen_gene_auroc(used, labels, groups, tp.targets[ok],
+                                                           cfg, fused=fused, per_kind=singles))
             tr.feature_spec = self.specs[which]
             gdts = [k for k in ("gdt_uniform", "gdt_source") if k in tr.kinds]
             best = max(gdts, key=lambda k: tr.kinds[k].metrics.get("val_auroc") or 0.0) \
@@ -452,6 +457,8 @@ class _Run:
                                      tr, with_expression=False),
                                  "model": "strict" if which else "main",
                                  **{f"val_auroc/{k}": m.metrics.get("val_auroc")
+                                    for k, m in tr.kinds.items()},
+                                 **{f"{SELECTION_METRIC}/{k}": m.metrics.get(SELECTION_METRIC)
                                     for k, m in tr.kinds.items()}})
             self.timings[f"translator/{train.key}/seed{seed}{'/strict' if which else ''}"] = (
                 time.perf_counter() - t0)
@@ -508,10 +515,11 @@ class _Run:
 
 
 def select_default(tr: Translator, with_expression: bool) -> str:
-    """The translator model with the best validation AUROC on held-out training sources, among
-    those a dataset can serve (``with_expression`` False: none that reads pert or a rank
-    statistic)."""
-    return tr.best_validated(() if with_expression else ("pert", *STAT_KINDS))
+    """The translator model with the best AUROC on pairs of held-out training genes
+    (:data:`~atlasgrn.translator.train.SELECTION_METRIC`), among those a dataset can serve
+    (``with_expression`` False: none that reads pert or a rank statistic)."""
+    return tr.best_validated(() if with_expression else ("pert", *STAT_KINDS),
+                             metric=SELECTION_METRIC)
 
 
 def _rows(method: str, pairs: PairSet, scores: np.ndarray, seed: int) -> list[dict[str, Any]]:

@@ -45,7 +45,14 @@ from ..models.vocab import map_genes
 from ..translator.guidance import threshold_guidance
 from ..translator.model import Translator
 from ..translator.threads import torch_threads
-from ..translator.train import TranslatorConfig, split_by_group, train_translator
+from ..translator.train import (
+    SELECTION_METRIC,
+    TranslatorConfig,
+    record_selection,
+    split_by_group,
+    train_translator,
+    unseen_gene_auroc,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,10 +207,17 @@ def train_from_prior(model: GeneModel, prior: str | os.PathLike[str],
     gdts = [k for k in ("gdt_uniform", "gdt_source") if k in tr.kinds]
     best = max(gdts, key=lambda k: tr.kinds[k].metrics.get("val_auroc") or 0.0) if gdts else None
     candidates = {k: m.metrics.get("val_auroc") for k, m in tr.kinds.items()}
+    unseen: dict[str, float | None] = {}
+    if select == "best":
+        unseen = unseen_gene_auroc({k: v[ok] for k, v in feats.items()}, labels,
+                                   tp.sources[ok], tp.targets[ok], config, fused=fused,
+                                   per_kind=[k for k in kinds if k != "attn"] or None)
+        record_selection(tr, unseen)
     if select != "ens":
         # keep only the chosen model, and a spec of the kinds it reads: the job then computes
         # exactly those (and serves universal mode when it needs no expression)
-        chosen = tr.best_validated() if select == "best" else select
+        chosen = (tr.best_validated(metric=SELECTION_METRIC) if select == "best"
+                  else select)
         if chosen not in tr.kinds:
             raise AtlasgrnError(f"--select {select}: no model of that name was trained",
                                 key="--select", remedy="use ens, best or one of "
@@ -241,13 +255,15 @@ def train_from_prior(model: GeneModel, prior: str | os.PathLike[str],
                                 "(bench.splits.training_pairs)",
                    "validation": "held-out source genes"},
         "ensemble": {"kinds": list(ens),
-                     "rule": ("the model with the best held-out-source validation AUROC"
+                     "rule": ("the model with the best AUROC on pairs of held-out genes "
+                              "(sources and targets both unseen in its training)"
                               if select == "best" else
                               f"the model {select!r}, chosen by name" if select != "ens" else
                               "VVP + the GDT reading with the better held-out-source "
                               "validation AUROC"),
                      "fused": {k: list(v) for k, v in (fused or {}).items()},
                      "candidates_val_auroc": candidates,
+                     "candidates_unseen_gene_auroc": unseen,
                      "validation": guidance},
         "atlasgrn": getattr(atlasgrn, "__version__", "?"),
         "feature_cache": {"hits": len(stats.hits), "computed": len(stats.misses)},

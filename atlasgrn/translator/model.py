@@ -84,13 +84,15 @@ class Translator:
         return self.score_from_logits(
             {k: self.kinds[k].logits(self.kinds[k].features_of(features)) for k in use}, use)
 
-    def best_validated(self, exclude_inputs: Sequence[str] = ()) -> str:
-        """The model with the best validation AUROC on held-out training sources, among those
-        that read none of ``exclude_inputs`` (e.g. the kinds a dataset without expression cannot
-        serve). Ties go to the earlier model; "" when none qualifies."""
+    def best_validated(self, exclude_inputs: Sequence[str] = (),
+                       metric: str = "val_auroc") -> str:
+        """The model with the best validation ``metric`` (``val_auroc``: held-out training
+        sources; ``unseen_gene_auroc``: pairs of held-out genes), among those that read none of
+        ``exclude_inputs`` (e.g. the kinds a dataset without expression cannot serve). Ties go
+        to the earlier model; "" when none qualifies."""
         banned = set(exclude_inputs)
         candidates = [k for k, m in self.kinds.items() if not banned & set(m.input_kinds)]
-        return max(candidates, key=lambda k: self.kinds[k].metrics.get("val_auroc") or 0.0,
+        return max(candidates, key=lambda k: self.kinds[k].metrics.get(metric) or 0.0,
                    default="")
 
     def score_from_logits(self, logits: Mapping[str, np.ndarray],
