@@ -174,7 +174,7 @@ def test_the_job_serves_the_bundled_translators_feature_spec():
     translator = atlasgrn.load_translator()
     prep = prepare(RunConfig(atlas=str(demo_atlas_path()), out="unused", max_regulators=2))
     assert prep.spec == translator.feature_spec
-    assert prep.kinds == translator.ensemble_kinds
+    assert prep.kinds == translator.input_kinds()
     assert all(len(d.anchors) <= prep.spec.context_len for d in prep.datasets)
     assert all(len(set(b.sources) | set(b.targets)) <= prep.spec.context_len
                for b in prep.specs)
