@@ -77,7 +77,8 @@ def clean_run(ray_session, sim_world, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("clean") / "run"
     config = RunConfig(atlas=sim_world.atlas, out=str(out), model=sim_world.model_dir,
-                       translator=sim_world.translator_dir, replicas=2, gpus_per_replica=1.0,
+                       translator=sim_world.translator_dir, regulators=sim_world.regulators,
+                       replicas=2, gpus_per_replica=1.0,
                        cpus_per_replica=0.5, progress_every_s=0.0)
     return out, run_job(config, log=lambda _m: None)
 

@@ -33,6 +33,9 @@ class SimWorld:
     tfs: tuple[str, ...]
     genes: tuple[str, ...]
     train_tfs: frozenset[str]
+    #: the simulated TFs, one a line: every run over the world names its regulators (the
+    #: bundled census would also call some simulated targets regulators)
+    regulators: str = ""
 
 
 def split_tfs(tfs: list[str], seed: int = 0) -> frozenset[str]:
@@ -65,7 +68,8 @@ def sim_run_config(world: SimWorld, out: Path, **kw: object):  # -> RunConfig
     from atlasgrn.engine.config import RunConfig
 
     base = dict(atlas=world.atlas, out=str(out), model=world.model_dir,
-                translator=world.translator_dir, replicas=2, gpus_per_replica=1.0,
+                translator=world.translator_dir, regulators=world.regulators,
+                replicas=2, gpus_per_replica=1.0,
                 cpus_per_replica=0.5, progress_every_s=0.0)
     base.update(kw)
     return RunConfig(**base)
@@ -106,7 +110,8 @@ def build_world(root: Path, steps: int = PRETRAIN_STEPS) -> SimWorld:
     translator_dir = train_cli_translator(root, model_dir, edges, train_tfs, tuple(res.genes))
     return SimWorld(atlas=atlas, model_dir=model_dir, translator_dir=translator_dir,
                     edges=edges, tfs=tuple(res.tfs), genes=tuple(res.genes),
-                    train_tfs=train_tfs)
+                    train_tfs=train_tfs,
+                    regulators=regulators_file(root / "regulators.txt", res.tfs))
 
 
 def regulators_file(path: Path, tfs) -> str:

@@ -17,7 +17,8 @@ def test_infer_on_an_atlas_and_on_anndata_returns_the_jobs_edges(clean_run, sim_
     job = edges_dataset(RunOutput(str(out))).to_table().to_pandas()
     job = job[job["dataset"].astype(str) == "sim00"].sort_values(["source", "target"],
                                                                   ignore_index=True)
-    opts = dict(model=sim_world.model_dir, translator=sim_world.translator_dir, replicas=1,
+    opts = dict(model=sim_world.model_dir, translator=sim_world.translator_dir,
+                regulators=sim_world.regulators, replicas=1,
                 gpus_per_replica=0, cpus_per_replica=1)
 
     from_atlas = atlasgrn.infer(sim_world.atlas, datasets=["sim00"], **opts)

@@ -175,6 +175,7 @@ def test_the_same_atlas_spelled_differently_is_the_same_run_and_resumes(
     atlas = Path(sim_world.atlas)
     monkeypatch.chdir(atlas.parent)
     common = dict(out=str(copy), model=sim_world.model_dir, translator=sim_world.translator_dir,
+                  regulators=sim_world.regulators,
                   replicas=2, gpus_per_replica=1.0, cpus_per_replica=0.5)
     hashes = {prepare(RunConfig(atlas=spelling, **common)).run_hash
               for spelling in (str(atlas), atlas.name, atlas.name + "/", f"./{atlas.name}//")}

@@ -36,6 +36,7 @@ def test_ray_job_submit_runs_the_build_and_fails_non_zero_on_bad_input(ray_clust
                                                                        tmp_path):
     out = tmp_path / "run"
     common = ["--model", sim_world.model_dir, "--translator", sim_world.translator_dir,
+              "--regulators", sim_world.regulators,
               "--cpus-per-replica", "1", "--top", "3"]
     ok = _submit(ray_cluster, [sim_world.atlas, "--out", str(out), *common])
     assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr[-3000:]

@@ -78,6 +78,7 @@ def _cli(s3, args: list[str]) -> subprocess.CompletedProcess:
 def _job_args(world, atlas: str, out: str) -> list[str]:
     return [sys.executable, "-m", "atlasgrn.run", atlas, "--out", out, "--model",
             world.model_dir, "--translator", world.translator_dir, "--top", "0",
+            "--regulators", world.regulators,
             "--replicas", "1", "--cpus-per-replica", "1", "--max-regulators", "15"]
 
 

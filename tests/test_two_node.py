@@ -49,7 +49,8 @@ def test_losing_the_replicas_node_mid_run_still_gives_the_clean_edges(sim_world,
     clean_out, _ = clean_run
     out = tmp_path / "run"
     args = [sim_world.atlas, "--out", str(out), "--model", sim_world.model_dir,
-            "--translator", sim_world.translator_dir, "--top", "0", "--replicas", "1",
+            "--translator", sim_world.translator_dir, "--regulators", sim_world.regulators,
+            "--top", "0", "--replicas", "1",
             "--cpus-per-replica", "1", "--replica-resource", "replica_pool=1",
             "--start-timeout", "120"]
     with ray_head(num_cpus=1, num_gpus=0) as head:

@@ -55,9 +55,9 @@ def goal_rows(summary: pd.DataFrame, protocol: str, method: str = "default"
                   & summary.network.isin(GOAL_NETWORKS)]
     out = []
     for (net, ds, size), part in sel.groupby(["network", "dataset", "size"]):
-        mine = part[part.method == method]
-        base = part[part.method.isin(NON_SCFM_BASELINES)]
-        if mine.empty or base.empty:
+        mine = part[(part.method == method) & part["mean"].notna()]
+        base = part[part.method.isin(NON_SCFM_BASELINES) & part["mean"].notna()]
+        if mine.empty or base.empty:  # a metric undefined on a tiny set is not a row
             continue
         top = base.loc[base["mean"].idxmax()]
         out.append((str(net), str(ds), int(size), float(mine["mean"].iloc[0]),

@@ -161,7 +161,7 @@ def resolve_datasets(atlas_uri: str, names: Sequence[str] | None, vocab: Mapping
     out: list[DatasetInput] = []
     profiles: dict[str, dict[str, float]] = {}
     context_cells: dict[str, dict[str, int]] = {}
-    stats: dict[str, dict[str, np.ndarray]] = {}
+    ranks: dict[str, dict[str, np.ndarray]] = {}
     used_cells: dict[str, int] = {}
     for name in chosen:
         ds = atlas.dataset(name)
@@ -206,10 +206,10 @@ def resolve_datasets(atlas_uri: str, names: Sequence[str] | None, vocab: Mapping
                 if context:
                     labels = read_context_labels(ds, str(context_key))
                     cells = np.flatnonzero(labels.codes == labels.names.index(context))
-                stats[item.network], used_cells[item.network] = network_statistics(
+                ranks[item.network], used_cells[item.network] = network_statistics(
                     ds, universe, item, spec.stat_kinds, stat_cells, cells)
     return ResolvedDatasets(datasets=out, profiles=profiles, context_cells=context_cells,
-                            stats=stats, stat_cells=used_cells)
+                            stats=ranks, stat_cells=used_cells)
 
 
 def canonical_uri(uri: str) -> str:
