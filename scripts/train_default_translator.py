@@ -11,8 +11,9 @@ dataset (the same BEELINE file), so the benchmark leaves mESC out of its evaluat
 
 Everything else is ``atlasgrn train-translator``: balanced per-TF negatives, held-out-source
 validation, a model per kind and the fused models (``--fused``) over every kind the engine
-computes, and ``--select best``: the translator keeps the one model with the best validation
-AUROC on held-out source genes, with a feature spec of just the kinds it reads (scalar
+computes, and ``--select best``: the translator keeps the one model with the best AUROC on pairs
+of held-out genes (source and target both unseen in its training; docs/benchmark.md says why
+not held-out sources), with a feature spec of just the kinds it reads (scalar
 background, token-id anchors, 32 x 128 blocks, 256-token contexts), saved in
 ``translator.json`` for the job to serve.
 Re-run it whenever the bundled model changes (the translator records the model's sha256).
@@ -28,7 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_ATLAS = REPO / "atlasgrn" / "data" / "demo_atlas.zarr"
-#: every kind the engine computes: the candidates the held-out-source validation chooses from
+#: every kind the engine computes: the candidates the held-out-gene selection chooses from
 KINDS = ("vvp", "gdt_uniform", "gdt_source", "attn", "pert", "emb_concat", "emb_sum",
          "rank_pearson", "rank_spearman", "rank_mi")
 
