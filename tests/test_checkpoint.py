@@ -116,3 +116,39 @@ def test_missing_directory_and_files_are_refused(tmp_path: Path, saved: Path):
     (copy / "vocab.json").unlink()
     with pytest.raises(CheckpointError, match="vocab"):
         load_model(copy)
+
+
+def test_half_precision_storage_halves_the_file_and_loads_widened_to_fp32(tmp_path):
+    """bf16/fp16 storage is what lets a larger model fit the package cap: the file halves, the
+    loaded model computes in fp32 with exactly the rounded weights."""
+    import torch
+
+    from atlasgrn.models import load_model, save_model
+    from atlasgrn.models.testing import tiny_model
+
+    model = tiny_model()
+    full = save_model(model, tmp_path / "fp32") / "model.safetensors"
+    for name, dtype in (("bfloat16", torch.bfloat16), ("float16", torch.float16)):
+        half = save_model(model, tmp_path / name, weights_dtype=name) / "model.safetensors"
+        assert half.stat().st_size < 0.6 * full.stat().st_size
+        loaded = load_model(tmp_path / name)
+        for key, ref in model.state_dict().items():
+            got = loaded.state_dict()[key]
+            assert got.dtype == torch.float32, key
+            assert torch.equal(got, ref.to(dtype).to(torch.float32)), key
+
+
+def test_unknown_or_integer_weight_storage_is_refused(tmp_path):
+    from atlasgrn.errors import CheckpointError
+    from atlasgrn.models import load_model, save_model
+    from atlasgrn.models.testing import tiny_model
+
+    with pytest.raises(CheckpointError, match="unknown weights dtype"):
+        save_model(tiny_model(), tmp_path / "bad", weights_dtype="int8")
+    out = save_model(tiny_model(), tmp_path / "int")
+    tensors = load_file(str(out / "model.safetensors"))
+    key = sorted(tensors)[0]
+    tensors[key] = tensors[key].to(torch.int32)
+    save_file(tensors, str(out / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="not a float type"):
+        load_model(out)

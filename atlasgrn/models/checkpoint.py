@@ -32,6 +32,11 @@ VOCAB_FILE = "vocab.json"
 FORMAT = "atlasgrn-model"
 FORMAT_VERSION = 1
 _TOP_KEYS = {"format", "format_version", "arch", "values", "provenance"}
+#: How weights may be stored. Models always compute in fp32 after loading (half-precision
+#: weights are widened on load); bf16 or fp16 storage halves the file, which is what lets a
+#: d=192 model fit the 25 MB package cap.
+STORAGE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16,
+                  "float16": torch.float16}
 
 
 def bundled_model_dir() -> Path:
@@ -107,12 +112,18 @@ def config_from_dict(data: object, label: str) -> ModelConfig:
 
 # ------------------------------------------------------------------- save
 def save_model(model: ScGPTModel, out_dir: str | os.PathLike[str],
-               metadata: Mapping[str, str] | None = None) -> Path:
-    """Write the three checkpoint files (fp32, CPU); each file is replaced atomically and
-    readable by others (checkpoints are meant to be shared)."""
+               metadata: Mapping[str, str] | None = None,
+               weights_dtype: str = "float32") -> Path:
+    """Write the three checkpoint files (CPU tensors in ``weights_dtype``, one of
+    :data:`STORAGE_DTYPES`); each file is replaced atomically and readable by others
+    (checkpoints are meant to be shared)."""
+    if weights_dtype not in STORAGE_DTYPES:
+        raise CheckpointError(f"unknown weights dtype {weights_dtype!r}", key="weights_dtype",
+                              remedy="use one of " + ", ".join(STORAGE_DTYPES))
+    dtype = STORAGE_DTYPES[weights_dtype]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous()
+    tensors = {k: v.detach().to("cpu", dtype).contiguous()
                for k, v in model.state_dict().items()}
     header = dict(metadata or {"format": FORMAT})
     write_path_atomic(out / WEIGHTS_FILE, lambda p: save_file(tensors, p, metadata=header))
@@ -156,10 +167,15 @@ def check_state_dict(tensors: Mapping[str, torch.Tensor], model: torch.nn.Module
                      label: str) -> None:
     """Every expected tensor present with the expected shape, and nothing else."""
     expected = model.state_dict()
+    allowed = set(STORAGE_DTYPES.values())
     for key, ref in expected.items():
         if key not in tensors:
             raise CheckpointError("tensor missing from the weights", path=label, key=key,
                                   remedy="the checkpoint is incomplete; re-save or re-import it")
+        if tensors[key].dtype not in allowed:
+            raise CheckpointError(f"tensor is stored as {tensors[key].dtype}, not a float type "
+                                  "atlasgrn reads", path=label, key=key,
+                                  remedy="store weights as float32, bfloat16 or float16")
         if tuple(tensors[key].shape) != tuple(ref.shape):
             raise CheckpointError(f"tensor has shape {tuple(tensors[key].shape)}, the "
                                   f"architecture in config.json needs {tuple(ref.shape)}",
