@@ -32,7 +32,8 @@ from atlasgrn.pretraining.config import SamplerConfig, TrainConfig
 from atlasgrn.sim import SimConfig, simulate_atlas
 from atlasgrn.translator.config import TranslatorConfig
 
-#: One GRN for every point (the simulator draws the network from the seed alone).
+#: One GRN for every point (the simulator draws the network from the seed alone): the default
+#: of ``--sim-seed``.
 SIM_SEED = 11
 N_GENES, N_TFS = 300, 40
 #: Pre-training datasets per atlas; the benchmark uses datasets the backbone never saw.
@@ -74,7 +75,7 @@ def pretrain_options(steps: int) -> PretrainOptions:
         val_cells_per_dataset=128, val_len=128, range_cells_per_dataset=1000)
 
 
-def bench_root(work: Path) -> Path:
+def bench_root(work: Path, sim_seed: int) -> Path:
     """The held-out datasets (indices past the pre-training ones: new cells, new cell states)."""
     root = work / "bench_root"
     if root.exists():
@@ -84,15 +85,15 @@ def bench_root(work: Path) -> Path:
         shutil.rmtree(atlas)
     res = simulate_atlas(str(atlas), SimConfig(n_datasets=N_PRETRAIN_DATASETS + 2,
                                                 n_cells=BENCH_CELLS, n_genes=N_GENES,
-                                                n_tfs=N_TFS, seed=SIM_SEED, overwrite=True))
+                                                n_tfs=N_TFS, seed=sim_seed, overwrite=True))
     names = [d.name for d in res.datasets]
     write_simulated_root(res.atlas_uri, res.edges_path, res.tfs, root,
-                         train_dataset=names[-2], test_dataset=names[-1], seed=SIM_SEED,
+                         train_dataset=names[-2], test_dataset=names[-1], seed=sim_seed,
                          max_cells=BENCH_CELLS)
     return root
 
 
-def backbone(work: Path, cells: int, steps: int) -> tuple[str, dict, float]:
+def backbone(work: Path, cells: int, steps: int, sim_seed: int) -> tuple[str, dict, float]:
     """Simulate the pre-training atlas and pre-train on it (reused when already there)."""
     model_dir = work / f"model_{cells}"
     meta_file = work / f"model_{cells}.json"
@@ -105,7 +106,7 @@ def backbone(work: Path, cells: int, steps: int) -> tuple[str, dict, float]:
             shutil.rmtree(stale)
     simulate_atlas(str(atlas), SimConfig(n_datasets=N_PRETRAIN_DATASETS,
                                          n_cells=cells // N_PRETRAIN_DATASETS, n_genes=N_GENES,
-                                         n_tfs=N_TFS, seed=SIM_SEED, overwrite=True))
+                                         n_tfs=N_TFS, seed=sim_seed, overwrite=True))
     start = time.perf_counter()
     result = pretrain_atlas(str(atlas), str(model_dir), pretrain_options(steps), device="cpu",
                             log=lambda m: print(f"  [{cells}] {m}", flush=True))
@@ -117,9 +118,9 @@ def backbone(work: Path, cells: int, steps: int) -> tuple[str, dict, float]:
     return str(model_dir), meta, seconds
 
 
-def run_point(work: Path, root: Path, cells: int, steps: int, seeds: int
+def run_point(work: Path, root: Path, cells: int, steps: int, seeds: int, sim_seed: int
               ) -> tuple[pd.DataFrame, Point]:
-    model_dir, meta, pre_s = backbone(work, cells, steps)
+    model_dir, meta, pre_s = backbone(work, cells, steps, sim_seed)
     out = work / f"bench_{cells}"
     start = time.perf_counter()
     cfg = BenchConfig(data=root, out=out, networks=(SIM_NETWORK,), seeds=seeds, model=model_dir,
@@ -186,14 +187,19 @@ def markdown_table(summary: pd.DataFrame) -> list[str]:
     return [head, rule, *rows]
 
 
-def report(summary: pd.DataFrame, points: list[Point], seeds: int) -> str:
+def default_out_name(sim_seed: int) -> str:
+    """docs/benchmarks/ folder name of a GRN seed's run."""
+    return "backbone_scaling_sim" + ("" if sim_seed == SIM_SEED else f"_seed{sim_seed}")
+
+
+def report(summary: pd.DataFrame, points: list[Point], seeds: int, sim_seed: int) -> str:
     lines = [
         "# Backbone scaling on the simulator",
         "",
         "Command: `.venv/bin/python scripts/backbone_scaling.py --out "
-        "docs/benchmarks/backbone_scaling_sim`",
+        f"docs/benchmarks/{default_out_name(sim_seed)} --sim-seed {sim_seed}`",
         "",
-        f"One simulated GRN ({N_GENES} genes, {N_TFS} TFs, seed {SIM_SEED}). Each backbone "
+        f"One simulated GRN ({N_GENES} genes, {N_TFS} TFs, seed {sim_seed}). Each backbone "
         f"(d=64, 2 layers, 4 heads) is pre-trained on {N_PRETRAIN_DATASETS} simulated datasets "
         "of that GRN. The bench uses two further datasets of the same GRN that no backbone saw "
         f"({BENCH_CELLS} cells each): the translator learns on the edges of half the TFs in one, "
@@ -226,36 +232,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--points", default=",".join(f"{c}:{s}" for c, s in POINTS),
                     help="CELLS:STEPS,... (default: %(default)s)")
+    ap.add_argument("--sim-seed", type=int, default=SIM_SEED,
+                    help="the simulated GRN's seed (default: %(default)s)")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite scaling.png and report.md from --out's results and points")
     args = ap.parse_args(argv)
     if args.report_only:
         results = pd.read_parquet(args.out / "results.parquet")
         done = [Point(**p) for p in json.loads((args.out / "points.json").read_text())]
-        write_outputs(args.out, results, done, args.seeds)
+        write_outputs(args.out, results, done, args.seeds, args.sim_seed)
         return 0
     points = [tuple(int(x) for x in p.split(":")) for p in args.points.split(",")]
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    root = bench_root(args.work)
+    root = bench_root(args.work, args.sim_seed)
     frames, done = [], []
     for cells, steps in points:
         print(f"point: {cells:,} cells, {steps:,} steps", flush=True)
-        frame, point = run_point(args.work, root, cells, steps, args.seeds)
+        frame, point = run_point(args.work, root, cells, steps, args.seeds, args.sim_seed)
         frames.append(frame)
         done.append(point)
         results = pd.concat(frames, ignore_index=True)
-        write_outputs(args.out, results, done, args.seeds)
+        write_outputs(args.out, results, done, args.seeds, args.sim_seed)
     return 0
 
 
-def write_outputs(out: Path, results: pd.DataFrame, done: list[Point], seeds: int) -> None:
+def write_outputs(out: Path, results: pd.DataFrame, done: list[Point], seeds: int,
+                  sim_seed: int) -> None:
     """Results, points, plot and report of the points done so far (rewritten after each)."""
     results.to_parquet(out / "results.parquet", index=False)
     (out / "points.json").write_text(json.dumps([asdict(p) for p in done], indent=1))
     summary = summarise(results)
     plot(summary, out / "scaling.png")
-    (out / "report.md").write_text(report(summary, done, seeds))
+    (out / "report.md").write_text(report(summary, done, seeds, sim_seed))
     print(summary[summary.method.isin(PLOTTED)].to_string(index=False), flush=True)
 
 
