@@ -30,7 +30,6 @@ from atlasgrn.bench.simulated import SIM_NETWORK, write_simulated_root
 from atlasgrn.pretraining import PretrainOptions, pretrain_atlas
 from atlasgrn.pretraining.config import SamplerConfig, TrainConfig
 from atlasgrn.sim import SimConfig, simulate_atlas
-from atlasgrn.translator.config import TranslatorConfig
 
 #: One GRN for every point (the simulator draws the network from the seed alone): the default
 #: of ``--sim-seed``.
@@ -81,8 +80,6 @@ def bench_root(work: Path, sim_seed: int) -> Path:
     if root.exists():
         return root
     atlas = work / "heldout.zarr"
-    if atlas.exists():
-        shutil.rmtree(atlas)
     res = simulate_atlas(str(atlas), SimConfig(n_datasets=N_PRETRAIN_DATASETS + 2,
                                                 n_cells=BENCH_CELLS, n_genes=N_GENES,
                                                 n_tfs=N_TFS, seed=sim_seed, overwrite=True))
@@ -101,9 +98,8 @@ def backbone(work: Path, cells: int, steps: int, sim_seed: int) -> tuple[str, di
         meta = json.loads(meta_file.read_text())
         return str(model_dir), meta, meta["seconds"]
     atlas = work / f"pretrain_{cells}.zarr"
-    for stale in (atlas, model_dir):
-        if stale.exists():
-            shutil.rmtree(stale)
+    if model_dir.exists():  # an interrupted run: pre-training refuses a used folder
+        shutil.rmtree(model_dir)
     simulate_atlas(str(atlas), SimConfig(n_datasets=N_PRETRAIN_DATASETS,
                                          n_cells=cells // N_PRETRAIN_DATASETS, n_genes=N_GENES,
                                          n_tfs=N_TFS, seed=sim_seed, overwrite=True))
@@ -125,7 +121,7 @@ def run_point(work: Path, root: Path, cells: int, steps: int, seeds: int, sim_se
     start = time.perf_counter()
     cfg = BenchConfig(data=root, out=out, networks=(SIM_NETWORK,), seeds=seeds, model=model_dir,
                       methods=METHODS, protocols=("A", "B", "M"), train_dataset="simtrain",
-                      features=FEATURES, translator=TranslatorConfig(), jobs=2)
+                      features=FEATURES)
     res = run_benchmark(cfg, progress=lambda m: print(f"  [{cells}] {m}", flush=True))
     frame = res.results.assign(cells=cells, steps=steps)
     point = Point(cells=cells, steps=steps, val_loss=meta["best_val_loss"],

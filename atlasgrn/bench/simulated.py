@@ -19,13 +19,12 @@ import pandas as pd
 
 from ..atlas import open_atlas
 from ..atlas.expression import expression_matrix
+from ..models.values import to_model_space
 from .genelink import EXPRESSION_FILE, GENES_FILE, NETWORK_FILE, TF_FILE
 
 #: The network-type folder name of a simulated root.
 SIM_NETWORK = "Sim"
 TRAIN_NAME, TEST_NAME = "simtrain", "simtest"
-#: Library size each cell is scaled to before log1p (BEELINE's matrices are log-normalised).
-TARGET_SUM = 1e4
 
 
 @dataclass(frozen=True)
@@ -43,13 +42,6 @@ def split_regulators(tfs: Sequence[str], seed: int) -> tuple[tuple[str, ...], tu
     order = np.random.default_rng(seed).permutation(sorted(tfs))
     half = len(order) // 2
     return tuple(sorted(map(str, order[:half]))), tuple(sorted(map(str, order[half:])))
-
-
-def log_normalised(counts: np.ndarray) -> np.ndarray:
-    """Counts per cell scaled to :data:`TARGET_SUM`, then log1p (empty cells stay zero)."""
-    totals = counts.sum(axis=1, keepdims=True)
-    scale = np.divide(TARGET_SUM, totals, out=np.zeros_like(totals), where=totals > 0)
-    return np.log1p(counts * scale).astype(np.float32)
 
 
 def _write_set(root: Path, dataset: str, genes: Sequence[str], tfs: Sequence[str],
@@ -91,8 +83,9 @@ def write_simulated_root(atlas: str, edges_path: str, tfs: Sequence[str], root: 
                                 (test_dataset, TEST_NAME, test_tfs)):
         ds = store.dataset(dataset)
         genes = tuple(map(str, ds.genes)) if genes is None else genes
-        counts = expression_matrix(ds, genes, max_cells=max_cells)
+        values = expression_matrix(ds, genes, max_cells=max_cells)
         part = all_edges[all_edges["source"].isin(regs)].sort_values(["source", "target"])
-        _write_set(root, name, genes, tfs, part, log_normalised(counts))
+        # BEELINE's matrices are log-normalised: the one per-cell normalisation (log1p-CP10k)
+        _write_set(root, name, genes, tfs, part, to_model_space(values, ds.info.value_kind))
     assert genes is not None
     return SimulatedRoot(root=root, train_tfs=train_tfs, test_tfs=test_tfs, n_genes=len(genes))
